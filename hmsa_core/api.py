@@ -1,0 +1,159 @@
+"""The public entry points: :func:`load_model` and :func:`infer`."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from hmsa_core.cache import ByteLRUCache
+from hmsa_core.cost import ScaleCost
+from hmsa_core.images import ImageLike
+from hmsa_core.inference import (
+    DEFAULT_CACHE_BYTES,
+    InferenceResult,
+    ProgressFn,
+    infer_prepared,
+    prepare_input,
+)
+from hmsa_core.limits import DEFAULT_LIMITS, InputLimits
+from hmsa_core.models.base import MultiScaleSegmenter, ScaleOutput
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+
+#: Bundled models, by name: the file under ``assets/`` that holds each.
+BUNDLED_MODELS: dict[str, str] = {
+    "hmsa-lite": "hmsa_lite_synthscapes.safetensors",
+    "explicit-lite": "explicit_lite_synthscapes.safetensors",
+}
+DEFAULT_MODEL = "hmsa-lite"
+
+#: The per-scale cache :func:`infer` uses unless given another (bounded in bytes).
+DEFAULT_SCALE_CACHE: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] = ByteLRUCache(
+    int(os.environ.get("HMSA_CACHE_BYTES", DEFAULT_CACHE_BYTES))
+)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Returns ``device`` as a torch.device; ``None`` picks CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available")
+    return resolved
+
+
+def bundled_model_path(name: str) -> Path:
+    """Returns the path of a bundled model's weights under ``assets/``."""
+    if name not in BUNDLED_MODELS:
+        raise ValueError(f"unknown bundled model {name!r}; bundled: {', '.join(BUNDLED_MODELS)}")
+    return ASSETS_DIR / BUNDLED_MODELS[name]
+
+
+def load_model(
+    name_or_path: str | os.PathLike | None = None, device: str | torch.device | None = None
+) -> MultiScaleSegmenter:
+    """Returns an eval-mode model on ``device`` (``None``: CUDA when available, else CPU).
+
+    Args:
+        name_or_path: ``None`` for the bundled default (``hmsa-lite``); a bundled name
+            (see :data:`BUNDLED_MODELS`); a native ``.safetensors`` checkpoint; or an official
+            NVIDIA ``.pth`` checkpoint (recognised by its layout).
+
+    Raises:
+        ValueError: unknown name, missing file, or a file that is not a valid checkpoint.
+    """
+    target = resolve_device(device)
+    name = DEFAULT_MODEL if name_or_path is None else name_or_path
+    if isinstance(name, str) and name in BUNDLED_MODELS:
+        path = bundled_model_path(name)
+        if not path.is_file():
+            raise ValueError(
+                f"bundled model {name!r} is missing ({path}); train it with the command in README.md"
+            )
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(
+                f"no model named {str(name)!r}: not a bundled name ({', '.join(BUNDLED_MODELS)}) "
+                "and no such file"
+            )
+    return _load_file(path, target)
+
+
+def _load_file(path: Path, device: torch.device) -> MultiScaleSegmenter:
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if path.suffix == ".safetensors" or (len(head) == 8 and not head.startswith(b"PK")
+                                         and not head.startswith(b"\x80")):
+        from hmsa_core.checkpoints.native import load_native
+
+        if path.suffix == ".safetensors":
+            return load_native(path, device)
+    from hmsa_core.checkpoints.official import load_official
+
+    return load_official(path, device)
+
+
+_DEFAULT_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _default_model(device: str) -> MultiScaleSegmenter:
+    return load_model(DEFAULT_MODEL, device)
+
+
+def default_model(device: str | torch.device | None = None) -> MultiScaleSegmenter:
+    """Returns the bundled default model on ``device``, loaded once per device and shared."""
+    with _DEFAULT_LOCK:
+        return _default_model(str(resolve_device(device)))
+
+
+def infer(
+    image: ImageLike,
+    scales: Iterable[float] | str = (0.5, 1.0, 2.0),
+    *,
+    model: MultiScaleSegmenter | None = None,
+    method: str = "hierarchical",
+    return_attn: bool = True,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    cache: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] | None = DEFAULT_SCALE_CACHE,
+    progress: ProgressFn | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
+) -> InferenceResult:
+    """Returns the :class:`InferenceResult` of running ``model`` on ``image`` over a cascade.
+
+    Args:
+        image: path, encoded bytes, PIL image, numpy array ``(H, W)``, ``(H, W, 3)`` or
+            ``(H, W, 4)`` (uint8, uint16 or float in [0, 1]), or a normalised tensor
+            ``(3, H, W)``/``(1, 3, H, W)``.
+        scales: the cascade, e.g. ``(0.25, 0.5, 1.0, 2.0)`` or ``"0.5, 1, 2"``.
+        model: a loaded model; ``None`` uses the bundled default (loaded once).
+        method: ``"hierarchical"`` (HMSA), ``"mean"``, ``"max"``, ``"single:<s>"`` or ``"explicit"``.
+        return_attn: keep per-scale attention maps and effective weights in the result.
+        device: where to load the default model (``None``: CUDA when available); a given
+            ``model`` runs where it is.
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on CUDA.
+        cache: the per-scale cache (``None`` to disable).
+        progress: called after each scale with ``(scale, index, total, cached)``.
+        limits: input size and cascade limits.
+
+    Raises:
+        ValueError: unreadable image, bad cascade or unknown method, with what was wrong.
+    """
+    if model is None:
+        model = default_model(device)
+    prepared = prepare_input(image, model, limits)
+    return infer_prepared(
+        prepared, scales, model, method=method, return_attn=return_attn, precision=precision,
+        cache=cache, progress=progress, limits=limits,
+    )

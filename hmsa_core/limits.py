@@ -1,0 +1,70 @@
+"""Input limits: the one place where pixel and cascade bounds are set.
+
+Each limit can be overridden by an environment variable (read when :func:`limits_from_env`
+is called), so a deployment can raise or lower them without code changes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Bounds on what the engine accepts.
+
+    Attributes:
+        max_pixels: largest decoded image area (H * W) accepted; larger files are refused
+            before decoding (guards against decompression bombs). Env ``HMSA_MAX_PIXELS``.
+        max_side: largest image height or width accepted. Env ``HMSA_MAX_SIDE``.
+        max_file_bytes: largest uploaded file accepted. Env ``HMSA_MAX_FILE_BYTES``.
+        max_scale: largest scale in a cascade. Env ``HMSA_MAX_SCALE``.
+        max_scales: most scales in one cascade. Env ``HMSA_MAX_SCALES``.
+        max_scaled_pixels: largest area of any one scale's resized input (bounds memory of a
+            2.0 pass on a big image). Env ``HMSA_MAX_SCALED_PIXELS``.
+    """
+
+    max_pixels: int = 40_000_000
+    max_side: int = 16_384
+    max_file_bytes: int = 50 * 1024 * 1024
+    max_scale: float = 4.0
+    max_scales: int = 8
+    max_scaled_pixels: int = 16_777_216  # 4096 x 4096
+
+    def with_overrides(self, **changes: float | int) -> InputLimits:
+        """Returns a copy with the given fields replaced."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return InputLimits(**values)  # type: ignore[arg-type]
+
+
+_ENV = {
+    "max_pixels": ("HMSA_MAX_PIXELS", int),
+    "max_side": ("HMSA_MAX_SIDE", int),
+    "max_file_bytes": ("HMSA_MAX_FILE_BYTES", int),
+    "max_scale": ("HMSA_MAX_SCALE", float),
+    "max_scales": ("HMSA_MAX_SCALES", int),
+    "max_scaled_pixels": ("HMSA_MAX_SCALED_PIXELS", int),
+}
+
+
+def limits_from_env(base: InputLimits | None = None) -> InputLimits:
+    """Returns ``base`` (default :class:`InputLimits`) with any ``HMSA_*`` environment overrides."""
+    base = base or InputLimits()
+    changes: dict[str, float | int] = {}
+    for name, (var, cast) in _ENV.items():
+        raw = os.environ.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = cast(raw)
+        except ValueError as exc:
+            raise ValueError(f"environment variable {var}={raw!r} is not a valid number") from exc
+        if value <= 0:
+            raise ValueError(f"environment variable {var} must be positive, got {raw!r}")
+        changes[name] = value
+    return base.with_overrides(**changes)
+
+
+DEFAULT_LIMITS = InputLimits()
