@@ -92,8 +92,9 @@ def load_model(
 def _load_file(path: Path, device: torch.device) -> MultiScaleSegmenter:
     with path.open("rb") as handle:
         head = handle.read(8)
-    if path.suffix == ".safetensors" or (len(head) == 8 and not head.startswith(b"PK")
-                                         and not head.startswith(b"\x80")):
+    if path.suffix == ".safetensors" or (
+        len(head) == 8 and not head.startswith(b"PK") and not head.startswith(b"\x80")
+    ):
         from hmsa_core.checkpoints.native import load_native
 
         if path.suffix == ".safetensors":
@@ -154,6 +155,13 @@ def infer(
         model = default_model(device)
     prepared = prepare_input(image, model, limits)
     return infer_prepared(
-        prepared, scales, model, method=method, return_attn=return_attn, precision=precision,
-        cache=cache, progress=progress, limits=limits,
+        prepared,
+        scales,
+        model,
+        method=method,
+        return_attn=return_attn,
+        precision=precision,
+        cache=cache,
+        progress=progress,
+        limits=limits,
     )

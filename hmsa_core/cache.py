@@ -94,7 +94,12 @@ class ByteLRUCache(Generic[V]):
         """Returns the current :class:`CacheStats`."""
         with self._lock:
             return CacheStats(
-                self._hits, self._misses, len(self._items), self._bytes, self.max_bytes, self._evictions
+                self._hits,
+                self._misses,
+                len(self._items),
+                self._bytes,
+                self.max_bytes,
+                self._evictions,
             )
 
 

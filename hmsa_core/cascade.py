@@ -20,7 +20,9 @@ def parse_scales(text: str) -> tuple[float, ...]:
         try:
             scales.append(float(token))
         except ValueError as exc:
-            raise ValueError(f"{token!r} is not a number; write scales like '0.5, 1.0, 2.0'") from exc
+            raise ValueError(
+                f"{token!r} is not a number; write scales like '0.5, 1.0, 2.0'"
+            ) from exc
     return tuple(scales)
 
 

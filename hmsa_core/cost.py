@@ -155,7 +155,9 @@ _ESTIMATES = weakref.WeakKeyDictionary()
 _ESTIMATE_LOCK = threading.Lock()
 
 
-def estimate_pass(model: torch.nn.Module, input_size: tuple[int, int], batch: int = 1) -> PassEstimate:
+def estimate_pass(
+    model: torch.nn.Module, input_size: tuple[int, int], batch: int = 1
+) -> PassEstimate:
     """Returns the :class:`PassEstimate` of one eval-mode forward pass on a ``(batch, 3, h, w)`` input.
 
     Runs the model on meta tensors under FlopCounterMode and :class:`LiveBytesMode`; cached per

@@ -6,6 +6,7 @@ float32 RGB array in [0, 1]. Bad input raises ``ValueError`` with a message a us
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
@@ -35,7 +36,9 @@ def _check_size(height: int, width: int, limits: InputLimits, what: str = "image
         )
 
 
-def open_image_file(source: str | os.PathLike | bytes, limits: InputLimits = DEFAULT_LIMITS) -> Image.Image:
+def open_image_file(
+    source: str | os.PathLike | bytes, limits: InputLimits = DEFAULT_LIMITS
+) -> Image.Image:
     """Returns the decoded PIL image of a file path or encoded bytes, EXIF orientation applied.
 
     The header is checked against ``limits`` before any pixel is decoded. Raises ``ValueError``
@@ -58,7 +61,9 @@ def open_image_file(source: str | os.PathLike | bytes, limits: InputLimits = DEF
     if len(data) == 0:
         raise ValueError(f"{name} is empty (0 bytes)")
     if len(data) > limits.max_file_bytes:
-        raise ValueError(f"{name} is {len(data):,} bytes, over the {limits.max_file_bytes:,}-byte limit")
+        raise ValueError(
+            f"{name} is {len(data):,} bytes, over the {limits.max_file_bytes:,}-byte limit"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -80,10 +85,8 @@ def open_image_file(source: str | os.PathLike | bytes, limits: InputLimits = DEF
         ) from exc
     except (OSError, SyntaxError, EOFError) as exc:
         raise ValueError(f"{name} could not be decoded (truncated or corrupt?): {exc}") from exc
-    try:
+    with contextlib.suppress(Exception):
         img = ImageOps.exif_transpose(img)
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not reject a decodable image
-        pass
     return img
 
 
@@ -127,9 +130,7 @@ def _array_to_unit_float(arr: np.ndarray) -> np.ndarray:
                 f"float image values must lie in [0, 1] (or [0, 255]); got range [{lo:g}, {hi:g}]"
             )
         return out / 255.0 if hi > 1.0 else out
-    raise ValueError(
-        f"unsupported image dtype {arr.dtype}; use uint8, uint16, or float in [0, 1]"
-    )
+    raise ValueError(f"unsupported image dtype {arr.dtype}; use uint8, uint16, or float in [0, 1]")
 
 
 def array_to_rgb(arr: np.ndarray) -> np.ndarray:
@@ -220,7 +221,9 @@ def load_mask(mask: ImageLike, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarr
         elif mask.mode in ("RGB", "RGBA"):
             arr = np.asarray(mask.convert("RGB"))
         else:
-            raise ValueError(f"unsupported mask image mode {mask.mode!r}; save class ids as a grayscale or palette PNG")
+            raise ValueError(
+                f"unsupported mask image mode {mask.mode!r}; save class ids as a grayscale or palette PNG"
+            )
     elif isinstance(mask, torch.Tensor):
         arr = mask.detach().cpu().numpy()
     elif isinstance(mask, np.ndarray):
@@ -228,11 +231,11 @@ def load_mask(mask: ImageLike, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarr
     else:
         raise ValueError(f"unsupported mask type {type(mask).__name__}")
     if arr.ndim == 3:
-        if arr.shape[2] >= 3 and np.array_equal(arr[:, :, 0], arr[:, :, 1]) and np.array_equal(
-            arr[:, :, 0], arr[:, :, 2]
-        ):
-            arr = arr[:, :, 0]
-        elif arr.shape[2] == 1:
+        if (
+            arr.shape[2] >= 3
+            and np.array_equal(arr[:, :, 0], arr[:, :, 1])
+            and np.array_equal(arr[:, :, 0], arr[:, :, 2])
+        ) or arr.shape[2] == 1:
             arr = arr[:, :, 0]
         else:
             raise ValueError(

@@ -144,7 +144,12 @@ class InferenceResult:
             raise ValueError("the cascade is empty: give at least one scale")
         per_scale = {s: self.per_scale[s] for s in chosen}
         return _assemble(
-            per_scale, method or self.method, self.image, self.labels, model, self.model_name,
+            per_scale,
+            method or self.method,
+            self.image,
+            self.labels,
+            model,
+            self.model_name,
             keep_attention=True,
         )
 
@@ -193,7 +198,9 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     if dtype is None:
         return contextlib.nullcontext()
     if device.type != "cuda":
-        raise ValueError(f"precision {precision!r} is only supported on CUDA; use 'fp32' on {device.type}")
+        raise ValueError(
+            f"precision {precision!r} is only supported on CUDA; use 'fp32' on {device.type}"
+        )
     return torch.autocast("cuda", dtype=dtype)
 
 
@@ -327,7 +334,8 @@ def _assemble(
     kept = dict(per_scale)
     if not keep_attention:
         kept = {
-            s: ScaleResult(s, replace(r.output, attention=None), r.cost) for s, r in per_scale.items()
+            s: ScaleResult(s, replace(r.output, attention=None), r.cost)
+            for s, r in per_scale.items()
         }
     return InferenceResult(
         scales=merged.scales,
@@ -359,7 +367,12 @@ def infer_prepared(
 ) -> InferenceResult:
     """Returns the :class:`InferenceResult` of an already prepared image (see :func:`infer`)."""
     per_scale = run_scales(
-        model, prepared.tensor, scales, cache=cache, precision=precision, progress=progress,
+        model,
+        prepared.tensor,
+        scales,
+        cache=cache,
+        precision=precision,
+        progress=progress,
         limits=limits,
     )
     return _assemble(

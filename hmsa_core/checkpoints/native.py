@@ -98,9 +98,7 @@ def read_native_info(path: str | os.PathLike) -> CheckpointInfo:
         raise ValueError(f"{path.name} has malformed HMSA metadata: {exc}") from exc
 
 
-def check_state_dict(
-    model: torch.nn.Module, state: dict[str, torch.Tensor], source: str
-) -> None:
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Raises ``ValueError`` naming every missing, unexpected or mis-shaped key of ``state``."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -111,7 +109,11 @@ def check_state_dict(
         if tuple(state[k].shape) != tuple(expected[k].shape)
     )
     problems = []
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+    for title, items in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("mis-shaped", misshaped),
+    ):
         if items:
             shown = ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "")
             problems.append(f"{len(items)} {title} key(s): {shown}")

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m analysis.bench <name> [options]`` (see ``--help``)."""
