@@ -1,13 +1,139 @@
-"""Placeholder explorer page (replaced by the full Streamlit explorer)."""
+"""HMSA Explorer, the main screen: ``streamlit run app/explorer.py``.
 
-import numpy as np
-import streamlit as st
+Pick a model, an image (a bundled sample or an upload, optionally with its class-id mask) and a
+scale cascade; see the merged prediction, every scale's prediction and attention, merge
+methods compared, scores, compute cost, scale preferences, a Pareto chart over all sub-cascades
+and captum attributions. A cascade or method change whose scales are already computed is
+re-merged from the stored per-scale outputs without any forward pass.
+"""
 
-import hmsa_core
-from hmsa_core.models import build
+from __future__ import annotations
 
-st.title("HMSA Explorer")
-model = build("lite", 19).eval()
-image = (np.random.default_rng(0).random((128, 256, 3)) * 255).astype(np.uint8)
-result = hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model)
-st.image(result.labels.colorize(result.pred), caption="merged prediction (random weights)")
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # `streamlit run app/explorer.py` puts only app/ on the path
+    sys.path.insert(0, _ROOT)
+
+import streamlit as st  # noqa: E402
+
+import hmsa_core  # noqa: E402
+from app import common  # noqa: E402
+from app.explorer_parts import sidebar, state, views  # noqa: E402
+from app.explorer_parts.sidebar import Choices  # noqa: E402
+
+ABOUT = """
+**Hierarchical multi-scale attention (HMSA)** (Tao, Sapra and Catanzaro, 2020) runs one
+segmentation network on the same image at several sizes. Small inputs see more context and
+get large regions right; large inputs keep thin and small things. At every scale the network
+also predicts an attention map: how much to trust *this* scale against everything merged from
+the larger scales. Because that attention is relative between neighbouring scales, a model
+trained on just the pair (0.5, 1.0) can be chained over any cascade at inference, such as
+(0.25, 0.5, 1.0, 2.0).
+
+This explorer keeps every scale's output, so changing the cascade or the merge method
+re-merges what is already computed instead of running the network again.
+"""
+
+
+def _about(choices: Choices) -> None:
+    with st.expander("About HMSA and this model"):
+        st.markdown(ABOUT)
+        if choices.entry is not None:
+            st.markdown(
+                f"**Loaded model:** `{choices.entry.name}`: {common.describe_model(choices.entry)}"
+            )
+            st.markdown(common.training_note(choices.entry))
+
+
+def _estimate(choices: Choices, computed: set[float]) -> None:
+    """Shows the expected GFLOPs of the cascade and of the scales still to compute."""
+    assert choices.model is not None and choices.image is not None
+    cost = hmsa_core.estimate_cascade(choices.model, choices.image.size, choices.scales)
+    todo = [c for c in cost.per_scale if c.scale not in computed]
+    cols = st.columns(3)
+    cols[0].metric("Cascade", f"({common.format_cascade(choices.scales)})")
+    cols[1].metric("Expected compute", f"{cost.gflops:.2f} GFLOPs")
+    cols[2].metric(
+        "To compute now",
+        f"{sum(c.gflops for c in todo):.2f} GFLOPs",
+        help=f"{len(cost.per_scale) - len(todo)} scale(s) already computed for this image",
+    )
+
+
+def _run(choices: Choices, request: state.RunRequest) -> state.RunOutcome:
+    """Runs the request with per-scale progress; returns the outcome."""
+    assert choices.model is not None and choices.image is not None
+    if not state.needs_forward_pass(st.session_state, request):
+        return state.run(st.session_state, request, choices.model, choices.image.rgb)
+    with st.status("Running the cascade...", expanded=True) as status:
+        bar = st.progress(0.0, text="starting")
+
+        def progress(scale: float, index: int, total: int, cached: bool) -> None:
+            how = "from the cache" if cached else "computed"
+            bar.progress((index + 1) / total, text=f"scale {scale:g} {how} ({index + 1}/{total})")
+
+        outcome = state.run(
+            st.session_state, request, choices.model, choices.image.rgb, progress=progress
+        )
+        status.update(label="Cascade done", state="complete", expanded=False)
+    return outcome
+
+
+def _timings(outcome: state.RunOutcome) -> None:
+    parts = [
+        f"{c.scale:g}: cached" if c.cached else f"{c.scale:g}: {c.seconds:.2f} s"
+        for c in outcome.result.cost.per_scale
+    ]
+    how = {
+        "infer": "forward passes",
+        "remerge": "re-merged from stored scales, no forward pass",
+    }[outcome.source]
+    st.caption(f"Per-scale time ({how}): " + " · ".join(parts))
+
+
+def main() -> None:
+    """Draws the page."""
+    st.set_page_config(page_title="HMSA Explorer", layout="wide")
+    choices = sidebar.render()
+    st.title("HMSA Explorer")
+    _about(choices)
+    for message in choices.errors:
+        st.error(message)
+    if not choices.ready:
+        if not choices.errors:
+            st.info("Choose an image in the sidebar (a bundled sample or an upload).")
+        return
+    assert choices.entry is not None and choices.model is not None and choices.image is not None
+    request = state.RunRequest(
+        model_key=common.model_key(choices.entry),
+        image_key=common.image_key(choices.image.rgb),
+        scales=choices.scales,
+        method=choices.method,
+    )
+    computed = state.computed_scales(st.session_state, request.model_key, request.image_key)
+    try:
+        _estimate(choices, computed)
+        pending = state.needs_forward_pass(st.session_state, request)
+        if pending and not choices.auto_run and not st.button("Run", type="primary"):
+            st.info("Press Run to compute the new scales.")
+            return
+        outcome = _run(choices, request)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    _timings(outcome)
+    ctx = views.ViewContext(
+        result=outcome.result,
+        model=choices.model,
+        entry=choices.entry,
+        gt=choices.gt,
+        methods=choices.methods,
+        serial=outcome.serial,
+        session=st.session_state,
+    )
+    views.render(ctx)
+
+
+main()

@@ -89,16 +89,20 @@ def load_model(
     return _load_file(path, target)
 
 
-def _load_file(path: Path, device: torch.device) -> MultiScaleSegmenter:
+def _is_safetensors(path: Path) -> bool:
+    """Returns True for a ``.safetensors`` name or a safetensors header (u64 size, then ``{``)."""
+    if path.suffix == ".safetensors":
+        return True
     with path.open("rb") as handle:
-        head = handle.read(8)
-    if path.suffix == ".safetensors" or (
-        len(head) == 8 and not head.startswith(b"PK") and not head.startswith(b"\x80")
-    ):
+        head = handle.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < 1 << 30
+
+
+def _load_file(path: Path, device: torch.device) -> MultiScaleSegmenter:
+    if _is_safetensors(path):
         from hmsa_core.checkpoints.native import load_native
 
-        if path.suffix == ".safetensors":
-            return load_native(path, device)
+        return load_native(path, device)
     from hmsa_core.checkpoints.official import load_official
 
     return load_official(path, device)

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import tifffile
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -157,6 +158,25 @@ def array_to_rgb(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
+def _tiff_pixels(source: str | os.PathLike | bytes) -> np.ndarray | None:
+    """Returns a TIFF's pixels at full precision (PIL reduces 16-bit RGB to 8 bits), or ``None``.
+
+    ``None`` when the data is not a TIFF or tifffile cannot read it (PIL's decode is used then).
+    """
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    try:
+        arr = tifffile.imread(io.BytesIO(data))
+    except Exception:  # noqa: BLE001 - PIL's decoder (and its error messages) takes over
+        return None
+    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
+        arr = np.moveaxis(arr, 0, 2)  # planar (C, H, W) storage
+    if arr.ndim not in (2, 3):
+        return None
+    return arr
+
+
 def load_rgb(image: ImageLike, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarray:
     """Returns an ``(H, W, 3)`` float32 RGB array in [0, 1] from a path, bytes, PIL image or array.
 
@@ -164,7 +184,9 @@ def load_rgb(image: ImageLike, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarr
     honoured. Tensors are not accepted here (see :func:`prepare_input`).
     """
     if isinstance(image, (str, os.PathLike, bytes)):
-        image = open_image_file(image, limits)
+        decoded = open_image_file(image, limits)  # checks size, format and integrity first
+        tiff = _tiff_pixels(image)
+        image = tiff if tiff is not None else decoded
     if isinstance(image, Image.Image):
         width, height = image.size
         _check_size(height, width, limits)

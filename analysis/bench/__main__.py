@@ -9,6 +9,7 @@ import sys
 BENCHMARKS: dict[str, str] = {
     "merge": "merge",
     "official": "official",
+    "speed": "speed",
 }
 
 

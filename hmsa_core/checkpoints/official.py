@@ -104,11 +104,19 @@ def _torch_load(path: Path) -> object:
                 str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
             )
     except _LOAD_ERRORS as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(
             f"{path.name} is not a loadable official checkpoint (truncated, not a PyTorch file, "
-            f"or it holds objects other than tensors and plain values): {first}"
+            f"or it holds objects other than tensors and plain values): {_load_error_detail(exc)}"
         ) from exc
+
+
+def _load_error_detail(exc: BaseException) -> str:
+    """Returns the informative line of a torch.load error (e.g. the refused global's name)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line or "Unsupported" in line:
+            return line.split(" Please use", 1)[0]  # drop torch's advice to allowlist it
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def _is_tensor_mapping(obj: object) -> bool:
@@ -132,7 +140,7 @@ def _split(obj: object, name: str) -> tuple[dict[str, torch.Tensor], dict]:
         )
     stripped: dict[str, torch.Tensor] = OrderedDict()
     for key, tensor in state.items():  # type: ignore[union-attr]
-        stripped[key[len(PREFIX):] if key.startswith(PREFIX) else key] = tensor
+        stripped[key[len(PREFIX) :] if key.startswith(PREFIX) else key] = tensor
     if len(stripped) != len(state):  # type: ignore[arg-type]
         raise ValueError(f"{name} holds the same key with and without the '{PREFIX}' prefix")
     return stripped, meta
@@ -172,14 +180,25 @@ def _info(state: Mapping[str, torch.Tensor], meta: Mapping, name: str) -> Offici
     )
 
 
+def read_official_state(
+    path: str | os.PathLike,
+) -> tuple[dict[str, torch.Tensor], OfficialFileInfo]:
+    """Returns the state dict (keys without ``module.``) and :class:`OfficialFileInfo` of a file.
+
+    Zip-format files are memory-mapped, so tensors not touched are not read. Raises
+    ``ValueError`` for a file that is not an official checkpoint.
+    """
+    path = Path(path)
+    state, meta = _split(_torch_load(path), path.name)
+    return state, _info(state, meta, path.name)
+
+
 def read_official_info(path: str | os.PathLike) -> OfficialFileInfo:
     """Returns the :class:`OfficialFileInfo` of an official checkpoint (loads the file safely).
 
     Raises ``ValueError`` for a file that is not an official checkpoint.
     """
-    path = Path(path)
-    state, meta = _split(_torch_load(path), path.name)
-    return _info(state, meta, path.name)
+    return read_official_state(path)[1]
 
 
 def load_official(

@@ -47,9 +47,7 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not p.stem.endswith(MASK_SUFFIX)
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.stem.endswith(MASK_SUFFIX)
     )
 
 

@@ -24,13 +24,17 @@ def _open_synthscapes(spec: str) -> Sequence[SegmentationSample]:
         raise ValueError(f"bad SynthScapes spec {spec!r}; {SPEC_HELP}")
     split = parts[1] if len(parts) > 1 and parts[1] else "val"
     if split not in SYNTH_SPLITS:
-        raise ValueError(f"SynthScapes split must be one of {', '.join(SYNTH_SPLITS)}, got {split!r}")
+        raise ValueError(
+            f"SynthScapes split must be one of {', '.join(SYNTH_SPLITS)}, got {split!r}"
+        )
     length = DEFAULT_SYNTH_LENGTH
     if len(parts) == 3:
         try:
             length = int(parts[2])
         except ValueError as exc:
-            raise ValueError(f"SynthScapes length must be a whole number, got {parts[2]!r}") from exc
+            raise ValueError(
+                f"SynthScapes length must be a whole number, got {parts[2]!r}"
+            ) from exc
         if length < 1:
             raise ValueError(f"SynthScapes length must be at least 1, got {length}")
     try:

@@ -20,7 +20,9 @@ OFFICIAL_PREFIX = "module."
 DEFAULT_GAIN = 0.9
 
 
-def recipe_tensor(name: str, shape: list[int] | tuple[int, ...], gain: float = DEFAULT_GAIN) -> torch.Tensor:
+def recipe_tensor(
+    name: str, shape: list[int] | tuple[int, ...], gain: float = DEFAULT_GAIN
+) -> torch.Tensor:
     """Returns the recipe tensor of state-dict key ``name`` (no ``module.`` prefix) of ``shape``.
 
     float32 for every entry, except an int64 scalar 0 for ``num_batches_tracked``.
@@ -54,7 +56,7 @@ def read_manifest(path: str | os.PathLike) -> list[tuple[str, list[int]]]:
 
 def strip_prefix(key: str, prefix: str = OFFICIAL_PREFIX) -> str:
     """Returns ``key`` without a leading ``prefix``."""
-    return key[len(prefix):] if key.startswith(prefix) else key
+    return key[len(prefix) :] if key.startswith(prefix) else key
 
 
 def recipe_state_dict(

@@ -114,7 +114,9 @@ def _down_chain(in_ch: int, out_ch: int, steps: int) -> nn.Sequential:
         if k == steps - 1:
             stages.append(nn.Sequential(_conv3x3(in_ch, out_ch, 2), _bn(out_ch)))
         else:
-            stages.append(nn.Sequential(_conv3x3(in_ch, in_ch, 2), _bn(in_ch), nn.ReLU(inplace=True)))
+            stages.append(
+                nn.Sequential(_conv3x3(in_ch, in_ch, 2), _bn(in_ch), nn.ReLU(inplace=True))
+            )
     return nn.Sequential(*stages)
 
 
@@ -138,7 +140,11 @@ class HighResolutionModule(nn.Module):
             row: list[nn.Module] = []
             for j in range(n):
                 if j > i:
-                    row.append(nn.Sequential(nn.Conv2d(channels[j], channels[i], 1, bias=False), _bn(channels[i])))
+                    row.append(
+                        nn.Sequential(
+                            nn.Conv2d(channels[j], channels[i], 1, bias=False), _bn(channels[i])
+                        )
+                    )
                 elif j == i:
                     row.append(nn.Identity())
                 else:
@@ -177,11 +183,15 @@ def _transition(prev: tuple[int, ...], new: tuple[int, ...]) -> nn.ModuleList:
             if prev[i] == out_ch:
                 layers.append(nn.Identity())
             else:
-                layers.append(nn.Sequential(_conv3x3(prev[i], out_ch), _bn(out_ch), nn.ReLU(inplace=True)))
+                layers.append(
+                    nn.Sequential(_conv3x3(prev[i], out_ch), _bn(out_ch), nn.ReLU(inplace=True))
+                )
         else:
             src = prev[-1]
             layers.append(
-                nn.Sequential(nn.Sequential(_conv3x3(src, out_ch, 2), _bn(out_ch), nn.ReLU(inplace=True)))
+                nn.Sequential(
+                    nn.Sequential(_conv3x3(src, out_ch, 2), _bn(out_ch), nn.ReLU(inplace=True))
+                )
             )
     return nn.ModuleList(layers)
 

@@ -32,13 +32,13 @@ class LiteConfig:
         attn_channels: hidden width of the scale-attention head.
     """
 
-    stem_channels: int = 24
-    fine_channels: int = 32
+    stem_channels: int = 16
+    fine_channels: int = 24
     coarse_channels: int = 64
     fine_blocks: int = 1
     coarse_blocks: int = 2
-    head_channels: int = 48
-    attn_channels: int = 16
+    head_channels: int = 32
+    attn_channels: int = 8
 
 
 class LiteTrunk(nn.Module):

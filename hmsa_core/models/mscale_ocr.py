@@ -88,7 +88,9 @@ class MscaleOCR(MultiScaleSegmenter):
     def hparams(self) -> dict:
         """Returns the :class:`MscaleOCRConfig` fields as a JSON-serialisable dict."""
         data = asdict(self.cfg)
-        data["trunk"] = {k: list(v) if isinstance(v, tuple) else v for k, v in data["trunk"].items()}
+        data["trunk"] = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in data["trunk"].items()
+        }
         return data
 
     def forward(self, x: torch.Tensor) -> ScaleOutput:
@@ -114,7 +116,9 @@ def config_from_hparams(hparams: dict) -> MscaleOCRConfig:
     try:
         trunk = values.pop("trunk", None)
         if isinstance(trunk, dict):
-            trunk = HRNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in trunk.items()})
+            trunk = HRNetConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in trunk.items()}
+            )
         elif trunk is not None and not isinstance(trunk, HRNetConfig):
             raise TypeError(f"trunk must be a dict, got {type(trunk).__name__}")
         return MscaleOCRConfig(trunk=trunk or HRNetConfig(), **values)

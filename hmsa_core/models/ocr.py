@@ -65,8 +65,12 @@ class ObjectAttention(nn.Module):
     def __init__(self, channels: int, key_channels: int) -> None:
         super().__init__()
         self.key_channels = key_channels
-        self.f_pixel = nn.Sequential(*_proj(channels, key_channels), *_proj(key_channels, key_channels))
-        self.f_object = nn.Sequential(*_proj(channels, key_channels), *_proj(key_channels, key_channels))
+        self.f_pixel = nn.Sequential(
+            *_proj(channels, key_channels), *_proj(key_channels, key_channels)
+        )
+        self.f_object = nn.Sequential(
+            *_proj(channels, key_channels), *_proj(key_channels, key_channels)
+        )
         self.f_down = nn.Sequential(*_proj(channels, key_channels))
         self.f_up = nn.Sequential(*_proj(key_channels, channels))
 
@@ -92,7 +96,9 @@ class ObjectContextFusion(nn.Module):
         super().__init__()
         self.object_context_block = ObjectAttention(channels, key_channels)
         self.conv_bn_dropout = nn.Sequential(
-            nn.Conv2d(2 * channels, channels, 1, bias=False), bn_relu(channels), nn.Dropout2d(dropout)
+            nn.Conv2d(2 * channels, channels, 1, bias=False),
+            bn_relu(channels),
+            nn.Dropout2d(dropout),
         )
 
     def forward(self, feats: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -124,7 +130,8 @@ class OCRHead(nn.Module):
         self.cfg = cfg or OCRConfig()
         c = self.cfg
         self.conv3x3_ocr = nn.Sequential(
-            nn.Conv2d(c.in_channels, c.mid_channels, 3, padding=1, bias=True), bn_relu(c.mid_channels)
+            nn.Conv2d(c.in_channels, c.mid_channels, 3, padding=1, bias=True),
+            bn_relu(c.mid_channels),
         )
         self.ocr_distri_head = ObjectContextFusion(c.mid_channels, c.key_channels, c.dropout)
         self.cls_head = nn.Conv2d(c.mid_channels, num_classes, 1, bias=True)

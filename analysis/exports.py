@@ -1,0 +1,156 @@
+"""Downloadable exports of one run: indexed mask PNG, per-scale arrays (.npz), metrics JSON, cost rows.
+
+Both apps call these for their download buttons and tables, so the files are the same whichever
+front end made them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+from analysis.compare import MethodComparison, method_cost
+from hmsa_core.cost import CascadeCost
+from hmsa_core.inference import InferenceResult
+
+
+def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _json_default(value: object) -> object:
+    """Returns numpy scalars and arrays as plain Python values for ``json.dumps``."""
+    if isinstance(value, np.generic):
+        return _finite_or_none(value.item()) if isinstance(value, np.floating) else value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def mask_png_bytes(result: InferenceResult) -> bytes:
+    """Returns the merged prediction as an indexed (mode ``P``) PNG: pixel values are class ids,
+    the palette is the label set's colours (so it shows coloured and reads back as ids)."""
+    pred = _np(result.pred)
+    if pred.max(initial=0) > 255 or pred.min(initial=0) < 0:
+        raise ValueError("class ids outside 0..255 cannot be stored in an indexed PNG")
+    img = Image.fromarray(pred.astype(np.uint8), mode="P")
+    img.putpalette(result.labels.flat_palette())
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def scale_key(scale: float) -> str:
+    """Returns the short form of a scale used in export keys, e.g. ``0.5``, ``1``, ``2``."""
+    return f"{scale:g}"
+
+
+def arrays_npz_bytes(result: InferenceResult) -> bytes:
+    """Returns a compressed ``.npz`` of the run's arrays.
+
+    Keys: ``scales`` ``(S,)``; ``logits`` ``(C, H, W)`` merged; ``pred`` ``(H, W)`` uint8 or int64;
+    ``image`` ``(H, W, 3)`` uint8; ``class_names`` ``(C,)``; ``method`` (0-d string); and per
+    scale ``s``: ``logits_<s>`` ``(C, h, w)``, ``attention_<s>`` ``(h, w)`` (when the model has
+    attention) and ``weights_<s>`` ``(H, W)`` (the effective weight maps); ``aux_logits`` when
+    present. ``<s>`` is written as in :func:`scale_key`.
+    """
+    arrays: dict[str, np.ndarray] = {
+        "scales": np.asarray(result.scales, dtype=np.float64),
+        "logits": _np(result.logits).astype(np.float32),
+        "pred": _np(result.pred).astype(np.int64),
+        "image": np.asarray(result.image, dtype=np.uint8),
+        "class_names": np.asarray(result.labels.names),
+        "method": np.asarray(result.method),
+    }
+    if result.aux_logits is not None:
+        arrays["aux_logits"] = _np(result.aux_logits).astype(np.float32)
+    for scale, per in result.per_scale.items():
+        key = scale_key(scale)
+        arrays[f"logits_{key}"] = _np(per.logits).astype(np.float32)
+        if per.attention is not None:
+            arrays[f"attention_{key}"] = _np(per.attention).astype(np.float32)
+    for scale, weight in result.weights.items():
+        arrays[f"weights_{scale_key(scale)}"] = _np(weight).astype(np.float32)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def metrics_dict(comparison: MethodComparison) -> dict:
+    """Returns the JSON-serialisable metrics of a comparison (see :func:`metrics_json`)."""
+    result = comparison.base
+    labels = result.labels
+    methods = {}
+    for method in comparison.methods:
+        cost = method_cost(comparison, method)
+        entry: dict = {
+            "scales": [float(c.scale) for c in cost.per_scale],
+            "gflops": _finite_or_none(cost.gflops),
+            "seconds": _finite_or_none(cost.compute_seconds),
+        }
+        if comparison.scores is not None:
+            scores = comparison.scores[method]
+            entry.update(scores.as_dict(labels))
+        methods[method] = entry
+    return {
+        "model": result.model_name,
+        "label_set": labels.name,
+        "image_size": {"height": result.size[0], "width": result.size[1]},
+        "cascade": [float(s) for s in result.scales],
+        "reference": "ground truth" if comparison.gt is not None else None,
+        "methods": methods,
+        "skipped": dict(comparison.skipped),
+    }
+
+
+def metrics_json(comparison: MethodComparison) -> str:
+    """Returns the comparison's metrics as indented JSON text.
+
+    Per method: ``miou``, ``pixel_accuracy`` and ``per_class_iou`` (class name -> IoU, classes
+    present in ground truth or prediction; only with ground truth), ``gflops`` and ``seconds``
+    of the forward passes that method needs, and its ``scales``; skipped methods with the reason.
+    NaN is written as ``null``.
+    """
+    return json.dumps(metrics_dict(comparison), indent=2, allow_nan=False, default=_json_default)
+
+
+def cost_rows(cost: CascadeCost, *, total: bool = False) -> list[dict]:
+    """Returns one table row per scale of ``cost`` (and a final ``"total"`` row when ``total``).
+
+    Each row: ``scale`` (float, or ``"total"``), ``input size`` (``"W x H"``), ``GFLOPs``,
+    ``seconds`` (of the pass when it was computed), ``peak MB`` (measured on CUDA, estimated
+    on CPU), ``source`` (``"cached"`` or ``"computed"``).
+    """
+    rows: list[dict] = [
+        {
+            "scale": float(c.scale),
+            "input size": f"{c.input_size[1]} x {c.input_size[0]}",
+            "GFLOPs": round(c.gflops, 4),
+            "seconds": round(c.seconds, 4),
+            "peak MB": round(c.peak_bytes / 2**20, 1),
+            "source": "cached" if c.cached else "computed",
+        }
+        for c in cost.per_scale
+    ]
+    if total:
+        rows.append(
+            {
+                "scale": "total",
+                "input size": "",
+                "GFLOPs": round(cost.gflops, 4),
+                "seconds": round(cost.seconds, 4),
+                "peak MB": round(cost.peak_bytes / 2**20, 1),
+                "source": f"{len(cost.cached_scales)} cached",
+            }
+        )
+    return rows

@@ -1,0 +1,658 @@
+"""Cascade sweep: every cascade x merge method over a dataset, from one forward pass per scale.
+
+For each image the model runs once per distinct scale of the union of all cascades
+(:func:`hmsa_core.run_scales`); every requested cascade and method is then merged from those
+outputs and scored into its own confusion matrix. A (cascade, method) pair the model cannot
+merge (e.g. ``explicit`` on a cascade other than its training scales, ``hierarchical`` on a
+model without attention) is reported as n/a, not an error.
+
+Command line::
+
+    python -m analysis.sweep --model hmsa-lite --data synthscapes:val:100 \\
+        --cascades "0.5;1;2;0.5,1;0.5,1,2;0.25,0.5,1,2" \\
+        --methods hierarchical,mean,max,single,explicit --out results.csv --md results.md
+
+Under ``torchrun --nproc_per_node N`` images are sharded across ranks (rank r takes indices
+r, r+N, ...), and confusion matrices, FLOPs and seconds are all-reduced; rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import hmsa_core
+from analysis.cascades import (
+    Cascade,
+    all_subsets,
+    expand_methods,
+    format_cascade,
+    parse_cascade,
+    parse_cascades,
+    union_scales,
+)
+from analysis.metrics import ConfusionMatrix, scores_from_matrix
+from hmsa_core.data.sample import SegmentationSample
+from hmsa_core.inference import InferenceResult, prepare_input, run_scales
+from hmsa_core.labels import LabelSet
+from hmsa_core.merge import parse_method
+from hmsa_core.models.base import MultiScaleSegmenter
+
+REFERENCE_GT = "ground truth"
+REFERENCE_AGREEMENT = "agreement with full cascade"
+DEFAULT_CASCADES = "0.5;1;2;0.5,1;0.5,1,2;0.25,0.5,1,2"
+DEFAULT_METHODS = "hierarchical,mean,max,single,explicit"
+BASE_COLUMNS = (
+    "cascade",
+    "method",
+    "miou",
+    "pixel_acc",
+    "gflops",
+    "seconds",
+    "images",
+    "reference",
+    "note",
+)
+IOU_PREFIX = "iou_"
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One (cascade, method) of a sweep.
+
+    Attributes:
+        cascade: the scales, ascending.
+        method: merge method, e.g. ``"hierarchical"`` or ``"single:0.5"``.
+        miou: mean IoU in [0, 1] (against the table's reference); NaN when n/a.
+        pixel_accuracy: correct / labelled pixels; NaN when n/a.
+        per_class_iou: class name -> IoU, for classes present in reference or prediction.
+        gflops: forward-pass GFLOPs per image of the cascade's scales.
+        seconds: seconds per image: the cascade's forward passes plus this merge; NaN when n/a.
+        note: why the row is n/a (empty otherwise).
+    """
+
+    cascade: tuple[float, ...]
+    method: str
+    miou: float
+    pixel_accuracy: float
+    per_class_iou: dict[str, float]
+    gflops: float
+    seconds: float
+    note: str = ""
+
+    @property
+    def available(self) -> bool:
+        """Returns True when the method could be merged on this cascade (the row has scores)."""
+        return not math.isnan(self.miou)
+
+
+@dataclass(frozen=True)
+class SweepTable:
+    """A sweep's rows, with what they were scored against.
+
+    Attributes:
+        rows: one :class:`SweepRow` per (cascade, method), in sweep order.
+        labels: the label set (class names of the per-class columns).
+        num_images: images scored.
+        reference: ``"ground truth"`` or ``"agreement with full cascade"`` (the ``miou`` column
+            then measures agreement with the full cascade's hierarchical prediction).
+    """
+
+    rows: tuple[SweepRow, ...]
+    labels: LabelSet
+    num_images: int
+    reference: str = REFERENCE_GT
+
+    def row(self, cascade: Iterable[float], method: str) -> SweepRow:
+        """Returns the row of ``cascade`` and ``method``; raises ``KeyError`` when absent."""
+        key = tuple(sorted(float(s) for s in cascade))
+        for row in self.rows:
+            if row.cascade == key and row.method == method:
+                return row
+        raise KeyError(f"no row for cascade {format_cascade(key)} and method {method!r}")
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Writes one line per row (n/a values empty); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        columns = [*BASE_COLUMNS, *(IOU_PREFIX + name for name in self.labels.names)]
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for row in self.rows:
+                writer.writerow(
+                    [
+                        format_cascade(row.cascade),
+                        row.method,
+                        _fmt(row.miou),
+                        _fmt(row.pixel_accuracy),
+                        _fmt(row.gflops),
+                        _fmt(row.seconds),
+                        self.num_images,
+                        self.reference,
+                        row.note,
+                        *(
+                            _fmt(row.per_class_iou.get(name, math.nan))
+                            for name in self.labels.names
+                        ),
+                    ]
+                )
+        return path
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike, labels: LabelSet) -> SweepTable:
+        """Returns the table written by :meth:`to_csv`.
+
+        Raises:
+            ValueError: missing columns or unreadable values.
+        """
+        path = Path(path)
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in BASE_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(
+                    f"{path.name} is not a sweep CSV: missing column(s) {', '.join(missing)}"
+                )
+            rows, num_images, reference = [], 0, REFERENCE_GT
+            try:
+                for line in reader:
+                    per_class = {
+                        name: float(line[IOU_PREFIX + name])
+                        for name in labels.names
+                        if line.get(IOU_PREFIX + name)
+                    }
+                    rows.append(
+                        SweepRow(
+                            cascade=parse_cascade(line["cascade"]),
+                            method=line["method"],
+                            miou=_parse(line["miou"]),
+                            pixel_accuracy=_parse(line["pixel_acc"]),
+                            per_class_iou=per_class,
+                            gflops=_parse(line["gflops"]),
+                            seconds=_parse(line["seconds"]),
+                            note=line["note"] or "",
+                        )
+                    )
+                    num_images = int(line["images"])
+                    reference = line["reference"] or REFERENCE_GT
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{path.name}: unreadable sweep row: {exc}") from exc
+        return cls(tuple(rows), labels, num_images, reference)
+
+    def to_markdown(self, per_class: bool = False) -> str:
+        """Returns a markdown table: cascade, method, mIoU (%), pixel accuracy (%), GFLOPs and
+        seconds per image (and every class's IoU when ``per_class``); n/a rows say so."""
+        score = "mIoU" if self.reference == REFERENCE_GT else "agreement mIoU"
+        header = ["cascade", "method", f"{score} (%)", "pixel acc (%)", "GFLOPs/img", "s/img"]
+        if per_class:
+            header += list(self.labels.names)
+        lines = [
+            f"Scored against {self.reference} on {self.num_images} image(s).",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|",
+        ]
+        for row in self.rows:
+            cells = [
+                format_cascade(row.cascade, ", "),
+                row.method,
+                _pct(row.miou),
+                _pct(row.pixel_accuracy),
+                f"{row.gflops:.2f}",
+                "n/a" if math.isnan(row.seconds) else f"{row.seconds:.3f}",
+            ]
+            if per_class:
+                cells += [_pct(row.per_class_iou.get(name, math.nan)) for name in self.labels.names]
+            lines.append("| " + " | ".join(cells) + " |")
+        notes = sorted({row.note for row in self.rows if row.note})
+        if notes:
+            lines += ["", *(f"n/a: {note}" for note in notes)]
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float) -> str:
+    return "" if math.isnan(value) else repr(float(value))
+
+
+def _parse(text: str | None) -> float:
+    return math.nan if text in (None, "") else float(text)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100.0 * value:.2f}"
+
+
+# --------------------------------------------------------------------------- accumulation
+
+
+@dataclass
+class _Accumulator:
+    """Running sums of a sweep (one slot per (cascade, method) and per scale), reducible."""
+
+    keys: tuple[tuple[Cascade, str], ...]
+    scales: Cascade
+    num_classes: int
+    matrices: np.ndarray = field(init=False)
+    merge_seconds: np.ndarray = field(init=False)
+    failed: np.ndarray = field(init=False)
+    scale_flops: np.ndarray = field(init=False)
+    scale_seconds: np.ndarray = field(init=False)
+    num_images: int = 0
+    notes: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        k, c = len(self.keys), self.num_classes
+        self.matrices = np.zeros((k, c, c), dtype=np.int64)
+        self.merge_seconds = np.zeros(k, dtype=np.float64)
+        self.failed = np.zeros(k, dtype=np.int64)
+        self.scale_flops = np.zeros(len(self.scales), dtype=np.int64)
+        self.scale_seconds = np.zeros(len(self.scales), dtype=np.float64)
+
+    def all_reduce(self) -> None:
+        """Sums every counter over the ranks of the default process group (in place)."""
+        import torch.distributed as dist
+
+        device = torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
+        ints = torch.from_numpy(
+            np.concatenate(
+                [self.matrices.ravel(), self.failed, self.scale_flops, [self.num_images]]
+            )
+        ).to(device)
+        floats = torch.from_numpy(np.concatenate([self.merge_seconds, self.scale_seconds])).to(
+            device
+        )
+        dist.all_reduce(ints)
+        dist.all_reduce(floats)
+        ints_np, floats_np = ints.cpu().numpy(), floats.cpu().numpy()
+        k, s, m = len(self.keys), len(self.scales), self.matrices.size
+        self.matrices = ints_np[:m].reshape(self.matrices.shape)
+        self.failed = ints_np[m : m + k]
+        self.scale_flops = ints_np[m + k : m + k + s]
+        self.num_images = int(ints_np[-1])
+        self.merge_seconds = floats_np[:k]
+        self.scale_seconds = floats_np[k:]
+        notes: list[dict[int, str] | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(notes, self.notes)
+        for part in notes:
+            for index, note in (part or {}).items():
+                self.notes.setdefault(index, note)
+
+    def table(self, labels: LabelSet, reference: str = REFERENCE_GT) -> SweepTable:
+        """Returns the :class:`SweepTable` of the sums (per-image means)."""
+        n = max(self.num_images, 1)
+        scale_index = {s: i for i, s in enumerate(self.scales)}
+        rows = []
+        for index, (cascade, method) in enumerate(self.keys):
+            ids = [scale_index[s] for s in cascade]
+            gflops = float(self.scale_flops[ids].sum()) / 1e9 / n
+            if self.failed[index] or self.num_images == 0:
+                note = self.notes.get(index, "no image scored")
+                rows.append(
+                    SweepRow(cascade, method, math.nan, math.nan, {}, gflops, math.nan, note)
+                )
+                continue
+            scores = scores_from_matrix(self.matrices[index])
+            per_class = {
+                labels.names[c]: float(scores.iou[c])
+                for c in range(self.num_classes)
+                if scores.present[c]
+            }
+            seconds = (float(self.scale_seconds[ids].sum()) + float(self.merge_seconds[index])) / n
+            rows.append(
+                SweepRow(
+                    cascade, method, scores.miou, scores.pixel_accuracy, per_class, gflops, seconds
+                )
+            )
+        return SweepTable(tuple(rows), labels, self.num_images, reference)
+
+
+def sweep_keys(
+    cascades: Sequence[Sequence[float]], methods: Iterable[str]
+) -> tuple[tuple[Cascade, str], ...]:
+    """Returns every (cascade, method) pair in sweep order (``single`` expanded per scale)."""
+    methods = tuple(methods)
+    return tuple(
+        (tuple(sorted(float(s) for s in c)), m)
+        for c in cascades
+        for m in expand_methods(sorted(float(s) for s in c), methods)
+    )
+
+
+def _merge_pred(
+    per_scale: dict, method: str, size: tuple[int, int], model: MultiScaleSegmenter | None
+) -> torch.Tensor:
+    """Returns the ``(H, W)`` arg-max prediction of one merge (B = 1)."""
+    merged = hmsa_core.merge(per_scale, method, output_size=size, model=model)
+    return merged.logits[0].max(0).indices  # = argmax(0), much faster on CPU
+
+
+def _score_merges(
+    acc: _Accumulator,
+    per_scale: dict,
+    gt: np.ndarray,
+    size: tuple[int, int],
+    model: MultiScaleSegmenter | None,
+) -> None:
+    """Merges every (cascade, method) of ``acc`` from ``per_scale`` and adds it to the sums."""
+    for index, (cascade, method) in enumerate(acc.keys):
+        if acc.failed[index]:
+            continue
+        subset = {s: per_scale[s] for s in cascade}
+        start = time.perf_counter()
+        try:
+            pred = _merge_pred(subset, method, size, model)
+        except ValueError as exc:
+            acc.failed[index] = 1
+            acc.notes[index] = f"{method} on ({format_cascade(cascade, ', ')}): {exc}"
+            continue
+        acc.merge_seconds[index] += time.perf_counter() - start
+        cm = ConfusionMatrix(acc.num_classes)
+        cm.update(pred, gt)
+        acc.matrices[index] += cm.matrix
+
+
+def _sweep_one(
+    acc: _Accumulator,
+    model: MultiScaleSegmenter,
+    sample: SegmentationSample,
+    scales: Cascade,
+    precision: str,
+) -> None:
+    """Runs one image once per scale and adds every (cascade, method) of ``acc`` to the sums;
+    an unlabelled sample is skipped."""
+    if sample.mask is None:
+        return
+    prepared = prepare_input(sample.image, model)
+    size = prepared.size
+    if tuple(sample.mask.shape) != size:
+        raise ValueError(
+            f"image {sample.name}: mask is {sample.mask.shape[1]} x {sample.mask.shape[0]} "
+            f"but the image is {size[1]} x {size[0]}"
+        )
+    per_scale = run_scales(model, prepared.tensor, scales, cache=None, precision=precision)
+    for j, s in enumerate(scales):
+        acc.scale_flops[j] += per_scale[s].cost.flops
+        acc.scale_seconds[j] += per_scale[s].cost.seconds
+    _score_merges(acc, per_scale, np.asarray(sample.mask, dtype=np.int64), size, model)
+    acc.num_images += 1
+
+
+def _raise_if_any_rank_failed(error: ValueError | None) -> None:
+    """Raises ``ValueError`` on every rank when any rank of the process group failed."""
+    import torch.distributed as dist
+
+    device = torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
+    flag = torch.tensor([0 if error is None else 1], dtype=torch.int64, device=device)
+    dist.all_reduce(flag)
+    if int(flag.item()) and error is None:
+        raise ValueError("the sweep failed on another rank (see its error message)")
+
+
+def _is_distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def sweep(
+    model: MultiScaleSegmenter,
+    dataset: Sequence[SegmentationSample],
+    cascades: Sequence[Sequence[float]],
+    methods: Iterable[str] = DEFAULT_METHODS.split(","),
+    *,
+    limit: int | None = None,
+    precision: str = "fp32",
+    progress: bool = True,
+) -> SweepTable:
+    """Returns the :class:`SweepTable` of every cascade x method over ``dataset``.
+
+    One forward pass per distinct scale of the union of ``cascades`` per image; every cascade
+    and method is merged from those. Images without a mask are skipped. When a
+    ``torch.distributed`` group of more than one rank is initialised, rank ``r`` takes images
+    ``r, r + N, ...`` and the sums are all-reduced, so every rank returns the whole table.
+
+    Args:
+        model: the segmenter (runs where its parameters are).
+        dataset: a sequence of samples with ``(H, W)`` trainId masks.
+        cascades: the cascades to score.
+        methods: merge methods; ``"single"`` expands to each scale of each cascade.
+        limit: score only the first ``limit`` images.
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` on CUDA.
+        progress: show a tqdm bar (on rank 0 only).
+
+    Raises:
+        ValueError: no cascades, no labelled image, a bad cascade or method.
+    """
+    cascades = [tuple(sorted(float(s) for s in c)) for c in cascades]
+    if not cascades:
+        raise ValueError("no cascades to sweep")
+    methods = tuple(methods)
+    if not methods:
+        raise ValueError("no merge methods to sweep")
+    for method in methods:
+        if method != "single":
+            parse_method(method)  # raises ValueError for an unknown name
+    scales = union_scales(cascades)
+    acc = _Accumulator(sweep_keys(cascades, methods), scales, model.num_classes)
+    total = len(dataset) if limit is None else min(len(dataset), max(int(limit), 0))
+    rank, world = 0, 1
+    if _is_distributed():
+        import torch.distributed as dist
+
+        rank, world = dist.get_rank(), dist.get_world_size()
+    indices = range(rank, total, world)
+    error: ValueError | None = None
+    try:
+        for i in tqdm(
+            indices, desc="sweep", unit="img", disable=not progress or rank != 0, file=sys.stderr
+        ):
+            _sweep_one(acc, model, dataset[i], scales, precision)
+    except ValueError as exc:  # every rank must learn of it, or the others wait forever
+        error = exc
+    if world > 1:
+        _raise_if_any_rank_failed(error)
+        acc.all_reduce()
+    if error is not None:
+        raise error
+    if acc.num_images == 0:
+        raise ValueError(
+            "no labelled image to score (every sample's mask is None, or the dataset is empty)"
+        )
+    return acc.table(model.labels)
+
+
+def subset_rows(
+    result: InferenceResult,
+    methods: Iterable[str] = ("hierarchical",),
+    gt: np.ndarray | torch.Tensor | None = None,
+    model: MultiScaleSegmenter | None = None,
+) -> SweepTable:
+    """Returns a :class:`SweepTable` of every non-empty subset of ``result.scales`` x method.
+
+    Each row is re-merged from ``result``'s per-scale outputs (no forward pass). Rows are scored
+    against ``gt`` (``(H, W)`` class ids, 255 ignored) when given, else against the full
+    cascade's hierarchical prediction (``reference == "agreement with full cascade"``; the full
+    cascade's hierarchical row then scores 1.0). GFLOPs and seconds are those of the subset's
+    passes (when they were computed) plus the merge.
+
+    Args:
+        result: an :class:`~hmsa_core.InferenceResult` of one image.
+        methods: merge methods; ``"single"`` expands to each scale of each subset.
+        gt: ground truth of the image.
+        model: the explicit-attention model, needed for ``"explicit"``.
+
+    Raises:
+        ValueError: ``gt`` of the wrong shape or with ids outside the label set.
+    """
+    labels = result.labels
+    if gt is not None:
+        target = torch.as_tensor(np.asarray(gt) if not isinstance(gt, torch.Tensor) else gt)
+        if tuple(target.shape) != result.size:
+            raise ValueError(
+                f"ground truth is {tuple(target.shape)} but the prediction is {result.size}"
+            )
+        target = target.to(torch.int64).cpu()
+        reference = REFERENCE_GT
+    else:
+        target = result.remerge("hierarchical", result.scales, model=model).pred.cpu()
+        reference = REFERENCE_AGREEMENT
+    subsets = all_subsets(result.scales)
+    acc = _Accumulator(sweep_keys(subsets, methods), tuple(result.scales), labels.num_classes)
+    for j, s in enumerate(result.scales):
+        acc.scale_flops[j] = result.per_scale[s].cost.flops
+        acc.scale_seconds[j] = result.per_scale[s].cost.seconds
+    for index, (cascade, method) in enumerate(acc.keys):
+        start = time.perf_counter()
+        try:
+            pred = result.remerge(method, cascade, model=model).pred
+        except ValueError as exc:
+            acc.failed[index] = 1
+            acc.notes[index] = f"{method} on ({format_cascade(cascade, ', ')}): {exc}"
+            continue
+        acc.merge_seconds[index] = time.perf_counter() - start
+        cm = ConfusionMatrix(labels.num_classes)
+        cm.update(pred.cpu(), target)
+        acc.matrices[index] = cm.matrix
+    acc.num_images = 1
+    return acc.table(labels, reference)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def load_sweep_model(name: str, device: str | torch.device | None) -> MultiScaleSegmenter:
+    """Returns the model named ``name``: a bundled name or checkpoint path (via
+    :func:`hmsa_core.load_model`), or a registry architecture with random weights (said on stderr).
+    """
+    from hmsa_core.models.registry import available
+
+    if name in available() and not Path(name).exists() and name not in hmsa_core.BUNDLED_MODELS:
+        print(f"note: {name!r} is an architecture name: using RANDOM weights", file=sys.stderr)
+        target = hmsa_core.api.resolve_device(device)
+        return hmsa_core.build(name, num_classes=19).to(target).eval()
+    return hmsa_core.load_model(name, device)
+
+
+def _init_distributed() -> tuple[int, int, str | None]:
+    """Starts the process group when run under torchrun; returns ``(rank, world, device)``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    import torch.distributed as dist
+
+    cuda = torch.cuda.is_available()
+    device = None
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the argument parser of ``python -m analysis.sweep``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.sweep",
+        description="Score every cascade x merge method over a dataset from one pass per scale.",
+    )
+    parser.add_argument(
+        "--model",
+        default="hmsa-lite",
+        help="bundled name, checkpoint path, or architecture (random init)",
+    )
+    parser.add_argument(
+        "--data",
+        default="synthscapes:val:100",
+        help="dataset spec (see hmsa_core.data.open_dataset)",
+    )
+    parser.add_argument(
+        "--cascades", default=DEFAULT_CASCADES, help="';'-separated cascades, e.g. '0.5,1;0.5,1,2'"
+    )
+    parser.add_argument(
+        "--all-subsets",
+        action="store_true",
+        help="sweep every non-empty subset of the scales in --cascades",
+    )
+    parser.add_argument(
+        "--methods",
+        default=DEFAULT_METHODS,
+        help="comma-separated merge methods ('single' = each scale)",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N images")
+    parser.add_argument("--out", default="sweep.csv", help="CSV output path")
+    parser.add_argument("--md", default=None, help="markdown output path")
+    parser.add_argument(
+        "--per-class", action="store_true", help="add per-class IoU columns to the markdown"
+    )
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the sweep command line; returns the exit code (2 on bad input)."""
+    args = build_parser().parse_args(argv)
+    rank, world, dist_device = _init_distributed()
+    try:
+        try:
+            from hmsa_core.data.open import open_dataset
+
+            cascades = parse_cascades(args.cascades)
+            if args.all_subsets:
+                cascades = tuple(all_subsets(union_scales(cascades)))
+            methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+            if args.limit is not None and args.limit < 1:
+                raise ValueError(f"--limit must be at least 1, got {args.limit}")
+            model = load_sweep_model(args.model, dist_device or args.device)
+            dataset = open_dataset(args.data)
+            table = sweep(
+                model,
+                dataset,
+                cascades,
+                methods,
+                limit=args.limit,
+                precision=args.precision,
+                progress=not args.no_progress,
+            )
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if rank == 0:
+            table.to_csv(args.out)
+            markdown = table.to_markdown(per_class=args.per_class)
+            if args.md:
+                Path(args.md).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.md).write_text(markdown, encoding="utf-8")
+            print(markdown, end="")
+            print(
+                f"wrote {args.out}"
+                + (f" and {args.md}" if args.md else "")
+                + f" ({world} process(es))"
+            )
+        return 0
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,392 @@
+"""App-side glue shared by the Streamlit explorer and the Gradio app (no UI imports here).
+
+Choosing and loading models (discovery plus a process-wide cache), reading uploaded images
+and masks with size limits, the bundled samples, and building a cascade from toggles plus
+free text. Everything raises ``ValueError`` with a message a user can act on; computation is
+left to :mod:`hmsa_core` and :mod:`analysis`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import hmsa_core
+from analysis.compare import validate_gt
+from hmsa_core.api import BUNDLED_MODELS, bundled_model_path
+from hmsa_core.cache import tensor_digest
+from hmsa_core.cascade import parse_scales, validate_scales
+from hmsa_core.discovery import ModelEntry, discover_models
+from hmsa_core.images import ImageLike, fit_max_side, load_mask, load_rgb, rgb_to_uint8
+from hmsa_core.labels import LabelSet
+from hmsa_core.limits import InputLimits, limits_from_env
+from hmsa_core.merge import ExplicitMerger
+from hmsa_core.models import MultiScaleSegmenter
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES_DIR = REPO_ROOT / "assets" / "samples"
+SAMPLES_DIR_ENV = "HMSA_SAMPLES_DIR"
+
+#: Scales the cascade editor offers as toggles.
+SCALE_CHOICES: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+#: The cascade selected when the app opens (the paper's Cityscapes cascade).
+DEFAULT_CASCADE: tuple[float, ...] = (0.5, 1.0, 2.0)
+#: Merge methods a user can compare; ``"single"`` stands for every single scale.
+METHOD_CHOICES: tuple[str, ...] = ("hierarchical", "mean", "max", "single", "explicit")
+#: Default maximum image side (pixels) the apps resize uploads to.
+DEFAULT_MAX_SIDE = 1024
+#: Image file types the uploaders accept.
+IMAGE_TYPES: tuple[str, ...] = ("png", "jpg", "jpeg", "webp", "tif", "tiff")
+#: Mask file types the uploaders accept (lossless only: class ids must survive).
+MASK_TYPES: tuple[str, ...] = ("png", "tif", "tiff")
+
+UNTRAINED_SUFFIX = " (untrained)"
+_UNTRAINED_ARCH = {"hmsa-lite": "lite", "explicit-lite": "explicit_lite"}
+_UNTRAINED_SEED = 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A bundled sample image.
+
+    Attributes:
+        name: the file stem, e.g. ``"synthscapes_val_000"``.
+        image_path: the RGB image.
+        mask_path: its class-id mask (``<stem>_mask.png``), or ``None`` when absent.
+    """
+
+    name: str
+    image_path: Path
+    mask_path: Path | None
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image ready for the model.
+
+    Attributes:
+        rgb: ``(H, W, 3)`` uint8 RGB after fitting the maximum side.
+        original_size: ``(H0, W0)`` of the file before resizing.
+    """
+
+    rgb: np.ndarray
+    original_size: tuple[int, int]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Returns ``(H, W)`` of :attr:`rgb`."""
+        return int(self.rgb.shape[0]), int(self.rgb.shape[1])
+
+    @property
+    def resized(self) -> bool:
+        """Returns True when the image was shrunk to fit the maximum side."""
+        return self.size != self.original_size
+
+
+# --------------------------------------------------------------------------- models
+
+
+def is_untrained(entry: ModelEntry) -> bool:
+    """Returns True for the random-weight stand-in of a bundled model whose file is missing."""
+    return entry.kind == "bundled" and entry.name.endswith(UNTRAINED_SUFFIX)
+
+
+def _untrained_entry(name: str) -> ModelEntry:
+    arch = _UNTRAINED_ARCH[name]
+    count = hmsa_core.build(arch, num_classes=19).parameter_count()
+    return ModelEntry(
+        name=name + UNTRAINED_SUFFIX,
+        path=bundled_model_path(name),
+        kind="bundled",
+        arch=arch,
+        num_classes=19,
+        label_set_name="cityscapes",
+        parameter_count=count,
+    )
+
+
+def list_models(models_dir: str | os.PathLike | None = None) -> list[ModelEntry]:
+    """Returns the models a user can pick: bundled ones, then checkpoints in ``models_dir``.
+
+    A bundled model whose weights file is missing is listed as ``"<name> (untrained)"``
+    (random weights, clearly labelled) so the apps still work before training.
+
+    Args:
+        models_dir: folder of extra checkpoints; default ``HMSA_MODELS_DIR`` or ``./models``.
+    """
+    found = discover_models(models_dir)
+    names = {e.name for e in found}
+    stand_ins = [
+        _untrained_entry(name)
+        for name in BUNDLED_MODELS
+        if name not in names and name in _UNTRAINED_ARCH
+    ]
+    bundled = [e for e in found if e.kind == "bundled"]
+    others = [e for e in found if e.kind != "bundled"]
+    return bundled + stand_ins + others
+
+
+def find_model(name: str, entries: Iterable[ModelEntry] | None = None) -> ModelEntry:
+    """Returns the entry called ``name`` among ``entries`` (default :func:`list_models`).
+
+    Raises:
+        ValueError: no entry has that name.
+    """
+    entries = list(list_models() if entries is None else entries)
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    raise ValueError(f"no model named {name!r}; available: {', '.join(e.name for e in entries)}")
+
+
+def model_key(entry: ModelEntry) -> str:
+    """Returns a string that changes whenever the entry's weights file changes."""
+    if is_untrained(entry):
+        return f"untrained:{entry.arch}:{_UNTRAINED_SEED}"
+    try:
+        stat = entry.path.stat()
+    except OSError:
+        return f"{entry.path}:missing"
+    return f"{entry.path}:{stat.st_mtime_ns}:{stat.st_size}"
+
+
+_MODELS: dict[str, MultiScaleSegmenter] = {}
+_MODELS_LOCK = threading.Lock()
+_MODELS_LIMIT = 4
+
+
+def _load_entry(entry: ModelEntry) -> MultiScaleSegmenter:
+    if is_untrained(entry):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_UNTRAINED_SEED)
+            return hmsa_core.build(entry.arch or "lite", num_classes=19).eval()
+    return hmsa_core.load_model(entry.path)
+
+
+def get_model(entry_or_name: ModelEntry | str) -> MultiScaleSegmenter:
+    """Returns the loaded, eval-mode model of an entry or entry name, loaded once per process.
+
+    The same object is returned while its weights file is unchanged, so the per-scale cache
+    (keyed by model identity) keeps serving its passes.
+
+    Raises:
+        ValueError: unknown name, an entry discovery flagged as unreadable, or a bad file.
+    """
+    entry = find_model(entry_or_name) if isinstance(entry_or_name, str) else entry_or_name
+    if entry.error:
+        raise ValueError(f"model {entry.name!r} cannot be loaded: {entry.error}")
+    key = model_key(entry)
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            model = _load_entry(entry)
+            if len(_MODELS) >= _MODELS_LIMIT:
+                _MODELS.pop(next(iter(_MODELS)))
+            _MODELS[key] = model
+        return model
+
+
+def format_count(count: int | None) -> str:
+    """Returns a parameter count as ``"102.97 k"``/``"72.14 M"`` (``"unknown"`` for ``None``)."""
+    if count is None:
+        return "unknown"
+    if count >= 1_000_000:
+        return f"{count / 1e6:.2f} M"
+    if count >= 1_000:
+        return f"{count / 1e3:.2f} k"
+    return str(count)
+
+
+def describe_model(entry: ModelEntry) -> str:
+    """Returns a one-line summary: kind, architecture, label set, classes and parameters."""
+    if entry.error:
+        return f"{entry.kind} checkpoint that cannot be read: {entry.error}"
+    if is_untrained(entry):
+        return (
+            f"UNTRAINED stand-in (random weights) · {entry.arch} · {entry.label_set_name} "
+            f"({entry.num_classes} classes) · {format_count(entry.parameter_count)} parameters"
+        )
+    labels = entry.label_set_name or "unknown label set"
+    classes = f"{entry.num_classes} classes" if entry.num_classes else "? classes"
+    return (
+        f"{entry.kind} · {entry.arch} · {labels} ({classes}) · "
+        f"{format_count(entry.parameter_count)} parameters"
+    )
+
+
+def training_note(entry: ModelEntry) -> str:
+    """Returns what the model was trained on, in a sentence or two for an "About" panel."""
+    if is_untrained(entry):
+        return (
+            "Random weights: the bundled weights file is missing, so predictions are "
+            "meaningless. Train it with the command in README.md."
+        )
+    if entry.kind == "bundled":
+        return (
+            "Trained in this project on SynthScapes, synthetic street-like scenes we generate "
+            "(Cityscapes classes and colours). It has never seen a real photo: for real "
+            "street images put NVIDIA's official Cityscapes checkpoint in HMSA_MODELS_DIR "
+            "and pick it above."
+        )
+    if entry.kind == "official":
+        data = "Mapillary Vistas" if entry.label_set_name == "mapillary" else "Cityscapes"
+        return (
+            f"NVIDIA's released HRNet-OCR + HMSA checkpoint, trained on {data} "
+            "(real street photos)."
+        )
+    return f"A native checkpoint from {entry.path.name} ({entry.label_set_name} label set)."
+
+
+def default_method(model: MultiScaleSegmenter) -> str:
+    """Returns the model's own merge: ``"hierarchical"`` with an attention head, else
+    ``"explicit"`` for an explicit-attention model, else ``"mean"``."""
+    if model.has_attention:
+        return "hierarchical"
+    if isinstance(model, ExplicitMerger):
+        return "explicit"
+    return "mean"
+
+
+def method_options(model: MultiScaleSegmenter, scales: Iterable[float]) -> list[str]:
+    """Returns the merge methods ``model`` can show for a cascade: its own first, then
+    mean, max and ``single:<s>`` for each scale."""
+    candidates = ["hierarchical", "mean", "max", "explicit"]
+    usable = {
+        "hierarchical": model.has_attention,
+        "mean": True,
+        "max": True,
+        "explicit": isinstance(model, ExplicitMerger),
+    }
+    own = default_method(model)
+    options = [own] + [m for m in candidates if usable[m] and m != own]
+    return options + [f"single:{s:g}" for s in sorted(scales)]
+
+
+# --------------------------------------------------------------------------- images
+
+
+def load_image(
+    source: ImageLike, max_side: int | None, limits: InputLimits | None = None
+) -> LoadedImage:
+    """Returns the :class:`LoadedImage` of a path, bytes, PIL image or array, shrunk so its
+    longer side is at most ``max_side`` (``None``: unchanged).
+
+    Raises:
+        ValueError: not an image, too large for ``limits`` (default: ``HMSA_*`` environment),
+            corrupt, or a non-positive ``max_side``.
+    """
+    limits = limits or limits_from_env()
+    rgb = load_rgb(source, limits)
+    original = (int(rgb.shape[0]), int(rgb.shape[1]))
+    fitted = fit_max_side(rgb, max_side)
+    return LoadedImage(rgb=rgb_to_uint8(fitted), original_size=original)
+
+
+def read_image(source: ImageLike, max_side: int | None) -> np.ndarray:
+    """Returns the ``(H, W, 3)`` uint8 RGB of ``source`` with its longer side <= ``max_side``.
+
+    Raises:
+        ValueError: see :func:`load_image`.
+    """
+    return load_image(source, max_side).rgb
+
+
+def fitted_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """Returns the ``(H, W)`` an image of ``size`` gets after fitting ``max_side``
+    (the same rounding as :func:`hmsa_core.images.fit_max_side`)."""
+    h, w = int(size[0]), int(size[1])
+    if max_side is None or max(h, w) <= max_side:
+        return h, w
+    factor = max_side / max(h, w)
+    return max(1, round(h * factor)), max(1, round(w * factor))
+
+
+def read_mask(
+    source: ImageLike | None,
+    size: tuple[int, int],
+    labels: LabelSet,
+    original_size: tuple[int, int] | None = None,
+) -> np.ndarray | None:
+    """Returns the ``(H, W)`` int64 ground truth of a mask for an image of ``size``, or ``None``.
+
+    A mask at the image's ``original_size`` (before fitting the maximum side) is resized to
+    ``size`` with nearest-neighbour sampling, so class ids are kept.
+
+    Raises:
+        ValueError: unreadable mask, a size matching neither ``size`` nor ``original_size``,
+            or class ids outside ``labels`` (255 is allowed as ignore).
+    """
+    if source is None:
+        return None
+    mask = load_mask(source, limits_from_env())
+    h, w = int(size[0]), int(size[1])
+    if original_size is not None and mask.shape == tuple(original_size) and mask.shape != (h, w):
+        if mask.min() < 0 or mask.max() > 65535:
+            raise ValueError("mask class ids must lie in 0..65535")
+        pil = Image.fromarray(mask.astype(np.int32), mode="I")
+        mask = np.asarray(pil.resize((w, h), Image.Resampling.NEAREST)).astype(np.int64)
+    elif mask.shape != (h, w) and original_size is not None:
+        oh, ow = original_size
+        raise ValueError(
+            f"mask is {mask.shape[1]} x {mask.shape[0]} but the image is {ow} x {oh}; "
+            "give the class-id mask of this image at its size"
+        )
+    return validate_gt(mask, (h, w), labels)
+
+
+def image_key(rgb: np.ndarray) -> str:
+    """Returns a digest of an ``(H, W, 3)`` image's size and pixels (identifies an input)."""
+    return tensor_digest(torch.from_numpy(np.ascontiguousarray(rgb)))
+
+
+def samples_dir() -> Path:
+    """Returns the samples folder: env ``HMSA_SAMPLES_DIR``, else ``assets/samples``."""
+    return Path(os.environ.get(SAMPLES_DIR_ENV) or SAMPLES_DIR)
+
+
+def list_samples(folder: str | os.PathLike | None = None) -> list[Sample]:
+    """Returns the samples in ``folder`` (default :func:`samples_dir`): every ``*.png`` that is
+    not a ``*_mask.png``, with its ``<stem>_mask.png`` when present, sorted by name."""
+    folder = Path(folder) if folder is not None else samples_dir()
+    if not folder.is_dir():
+        return []
+    samples = []
+    for path in sorted(folder.glob("*.png")):
+        if path.stem.endswith("_mask"):
+            continue
+        mask = path.with_name(f"{path.stem}_mask.png")
+        samples.append(Sample(path.stem, path, mask if mask.is_file() else None))
+    return samples
+
+
+# --------------------------------------------------------------------------- cascades
+
+
+def build_cascade(
+    toggled: Iterable[float],
+    extra: str = "",
+    image_size: tuple[int, int] | None = None,
+    min_side: int = 1,
+    limits: InputLimits | None = None,
+) -> tuple[float, ...]:
+    """Returns the ascending cascade of the toggled scales plus a free-text list such as
+    ``"0.33, 3"``.
+
+    Raises:
+        ValueError: a token that is not a number, an empty cascade, a scale out of range, or
+            (with ``image_size``) a scale giving an input under ``min_side`` or over the limit.
+    """
+    scales = [float(s) for s in toggled] + list(parse_scales(extra or ""))
+    return validate_scales(scales, image_size, min_side, limits or limits_from_env())
+
+
+def format_cascade(scales: Iterable[float]) -> str:
+    """Returns ``"0.5, 1, 2"`` for a cascade."""
+    return ", ".join(f"{s:g}" for s in scales)

@@ -1,0 +1,186 @@
+"""The explorer's sidebar: model, image (sample or upload), mask, maximum side, cascade, methods.
+
+:func:`render` draws the controls and returns a :class:`Choices`; anything the user got wrong
+is collected in ``Choices.errors`` (messages from the ``ValueError`` of the core) instead of
+stopping the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import streamlit as st
+
+from app import common
+from hmsa_core.discovery import ModelEntry
+from hmsa_core.limits import limits_from_env
+from hmsa_core.models import MultiScaleSegmenter
+
+SOURCE_SAMPLE = "Bundled sample"
+SOURCE_UPLOAD = "Upload"
+
+
+@dataclass
+class Choices:
+    """What the sidebar collected.
+
+    Attributes:
+        entry: the chosen model's entry (``None`` when none can be listed).
+        model: the loaded model, or ``None`` when it failed to load.
+        image: the input image, or ``None`` (none chosen or unreadable).
+        image_name: a display name of the input.
+        gt: ``(H, W)`` int64 ground truth at the image's size, or ``None``.
+        scales: the cascade, or ``()`` when invalid.
+        method: the merge method shown.
+        methods: methods to compare.
+        auto_run: run forward passes as soon as the inputs change.
+        errors: user-facing messages of everything that was wrong.
+    """
+
+    entry: ModelEntry | None = None
+    model: MultiScaleSegmenter | None = None
+    image: common.LoadedImage | None = None
+    image_name: str = ""
+    gt: np.ndarray | None = None
+    scales: tuple[float, ...] = ()
+    method: str = "hierarchical"
+    methods: tuple[str, ...] = ()
+    auto_run: bool = True
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        """Returns True when a model, an image and a valid cascade are all chosen."""
+        return self.model is not None and self.image is not None and bool(self.scales)
+
+
+def _model_section(choices: Choices) -> None:
+    st.subheader("Model")
+    entries = common.list_models()
+    if not entries:
+        choices.errors.append("No model is available: train the bundled one (see README.md).")
+        return
+    names = [e.name for e in entries]
+    name = st.selectbox("Model", names, key="model_name")
+    entry = entries[names.index(name)]
+    choices.entry = entry
+    st.caption(common.describe_model(entry))
+    try:
+        choices.model = common.get_model(entry)
+    except ValueError as exc:
+        choices.errors.append(str(exc))
+
+
+def _image_section(choices: Choices) -> tuple[object | None, tuple[int, int] | None]:
+    """Draws the image controls; returns the mask source and the original size (if any)."""
+    st.subheader("Image")
+    samples = common.list_samples()
+    sources = [SOURCE_SAMPLE, SOURCE_UPLOAD] if samples else [SOURCE_UPLOAD]
+    source = st.radio("Source", sources, key="image_source", horizontal=True)
+    image_source: object | None = None
+    mask_source: object | None = None
+    if source == SOURCE_SAMPLE:
+        names = [s.name for s in samples]
+        picked = samples[names.index(st.selectbox("Sample", names, key="sample_name"))]
+        image_source, choices.image_name = picked.image_path, picked.name
+        if picked.mask_path is not None and st.checkbox(
+            "Use the sample's mask", value=True, key="use_sample_mask"
+        ):
+            mask_source = picked.mask_path
+    else:
+        upload = st.file_uploader(
+            "Image (PNG, JPEG, WebP, TIFF)", type=list(common.IMAGE_TYPES), key="image_upload"
+        )
+        if upload is not None:
+            image_source, choices.image_name = upload.getvalue(), upload.name
+    mask_upload = st.file_uploader(
+        "Label mask (optional, class ids)", type=list(common.MASK_TYPES), key="mask_upload"
+    )
+    if mask_upload is not None:
+        mask_source = mask_upload.getvalue()
+    max_side = st.number_input(
+        "Maximum input side (px)",
+        min_value=16,
+        max_value=limits_from_env().max_side,
+        value=common.DEFAULT_MAX_SIDE,
+        step=64,
+        key="max_side",
+    )
+    if image_source is None:
+        st.caption("Choose an image to start.")
+        return None, None
+    try:
+        choices.image = common.load_image(image_source, int(max_side))
+    except ValueError as exc:
+        choices.errors.append(f"Image {choices.image_name!r}: {exc}")
+        return None, None
+    (h0, w0), (h, w) = choices.image.original_size, choices.image.size
+    resized = f" (resized from {w0} x {h0})" if choices.image.resized else ""
+    st.caption(f"Input: {w} x {h} px{resized}")
+    return mask_source, choices.image.original_size
+
+
+def _mask(choices: Choices, mask_source: object | None, original: tuple[int, int] | None) -> None:
+    if mask_source is None or choices.image is None or choices.model is None:
+        return
+    try:
+        choices.gt = common.read_mask(
+            mask_source, choices.image.size, choices.model.labels, original_size=original
+        )
+    except ValueError as exc:
+        choices.errors.append(f"Mask: {exc}")
+
+
+def _cascade_section(choices: Choices) -> None:
+    st.subheader("Cascade")
+    toggled = st.pills(
+        "Scales",
+        list(common.SCALE_CHOICES),
+        selection_mode="multi",
+        default=list(common.DEFAULT_CASCADE),
+        format_func=lambda s: f"{s:g}",
+        key="scale_pills",
+    )
+    extra = st.text_input(
+        "More scales", key="extra_scales", placeholder="e.g. 0.35, 3", help="comma-separated"
+    )
+    size = choices.image.size if choices.image is not None else None
+    min_side = choices.model.min_input_side if choices.model is not None else 1
+    try:
+        choices.scales = common.build_cascade(toggled or (), extra, size, min_side)
+    except ValueError as exc:
+        choices.errors.append(f"Cascade: {exc}")
+        return
+    st.caption(f"Cascade: ({common.format_cascade(choices.scales)})")
+
+
+def _methods_section(choices: Choices) -> None:
+    st.subheader("Merge")
+    if choices.model is None:
+        return
+    options = common.method_options(choices.model, choices.scales)
+    choices.method = st.selectbox("Method shown", options, key="method")
+    usable = [
+        m
+        for m in common.METHOD_CHOICES
+        if (m != "hierarchical" or choices.model.has_attention)
+        and (m != "explicit" or common.default_method(choices.model) == "explicit")
+    ]
+    picked = st.multiselect("Methods to compare", usable, default=usable, key="compare_methods")
+    choices.methods = tuple(picked)
+    choices.auto_run = st.toggle(
+        "Run automatically", value=True, key="auto_run", help="off: press Run for new passes"
+    )
+
+
+def render() -> Choices:
+    """Draws the sidebar and returns the user's :class:`Choices` (errors collected, not raised)."""
+    choices = Choices()
+    with st.sidebar:
+        _model_section(choices)
+        mask_source, original = _image_section(choices)
+        _mask(choices, mask_source, original)
+        _cascade_section(choices)
+        _methods_section(choices)
+    return choices

@@ -1,0 +1,177 @@
+"""What the explorer keeps between reruns: the last inference and the products derived from it.
+
+The session keeps a *base* :class:`~hmsa_core.InferenceResult` holding every scale computed so
+far for the current model and image. A cascade or method change whose scales are all in the
+base is served by :meth:`~hmsa_core.InferenceResult.remerge` (no forward pass); otherwise
+:func:`hmsa_core.infer` runs, and scales already in :data:`hmsa_core.DEFAULT_SCALE_CACHE`
+still cost nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+import hmsa_core
+from hmsa_core.cost import CascadeCost
+from hmsa_core.inference import InferenceResult
+from hmsa_core.limits import InputLimits, limits_from_env
+from hmsa_core.models import MultiScaleSegmenter
+
+T = TypeVar("T")
+
+#: Session-state keys this module owns.
+BASE = "hmsa_base"
+BASE_ID = "hmsa_base_id"
+RESULT = "hmsa_result"
+REQUEST = "hmsa_request"
+SERIAL = "hmsa_result_serial"
+DERIVED = "hmsa_derived"
+FORWARD_PASSES = "hmsa_forward_passes"
+LAST_SOURCE = "hmsa_last_source"
+
+#: ``(scale, index, total, cached)`` progress callback, as :func:`hmsa_core.infer` calls it.
+Progress = Callable[[float, int, int, bool], None]
+Source = Literal["infer", "remerge"]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked for: the inputs that decide the displayed result.
+
+    Attributes:
+        model_key: identity of the model weights (see :func:`app.common.model_key`).
+        image_key: identity of the input pixels (see :func:`app.common.image_key`).
+        scales: the cascade, ascending.
+        method: the merge method shown.
+    """
+
+    model_key: str
+    image_key: str
+    scales: tuple[float, ...]
+    method: str
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """The result to display and how it was obtained.
+
+    Attributes:
+        result: the merged result of the request.
+        source: ``"infer"`` (forward passes may have run) or ``"remerge"`` (re-merged from the
+            stored per-scale outputs, no pass), of the run that made the result.
+        serial: increases whenever a new result is produced (keys derived products).
+    """
+
+    result: InferenceResult
+    source: Source
+    serial: int
+
+
+def forward_passes(state: MutableMapping[str, Any]) -> int:
+    """Returns how many forward passes this session has run (cache hits excluded)."""
+    return int(state.get(FORWARD_PASSES, 0))
+
+
+def computed_scales(state: MutableMapping[str, Any], model_key: str, image_key: str) -> set[float]:
+    """Returns the scales whose outputs are stored for this model and image."""
+    base: InferenceResult | None = state.get(BASE)
+    if base is None or state.get(BASE_ID) != (model_key, image_key):
+        return set()
+    return set(base.per_scale)
+
+
+def current(state: MutableMapping[str, Any], request: RunRequest) -> RunOutcome | None:
+    """Returns the stored outcome when ``request`` equals the last one, else ``None``."""
+    if state.get(REQUEST) == request and state.get(RESULT) is not None:
+        return RunOutcome(state[RESULT], state.get(LAST_SOURCE, "infer"), int(state.get(SERIAL, 0)))
+    return None
+
+
+def needs_forward_pass(state: MutableMapping[str, Any], request: RunRequest) -> bool:
+    """Returns True when some scale of ``request`` has not been computed for its model and image."""
+    done = computed_scales(state, request.model_key, request.image_key)
+    return not set(request.scales) <= done
+
+
+def _all_cached(cost: CascadeCost) -> CascadeCost:
+    return CascadeCost(tuple(replace(c, cached=True) for c in cost.per_scale))
+
+
+def _store(
+    state: MutableMapping[str, Any], request: RunRequest, result: InferenceResult, source: Source
+) -> RunOutcome:
+    serial = int(state.get(SERIAL, 0)) + 1
+    state[RESULT] = result
+    state[REQUEST] = request
+    state[SERIAL] = serial
+    state[DERIVED] = {}
+    state[LAST_SOURCE] = source
+    return RunOutcome(result, source, serial)
+
+
+def run(
+    state: MutableMapping[str, Any],
+    request: RunRequest,
+    model: MultiScaleSegmenter,
+    image: np.ndarray,
+    *,
+    progress: Progress | None = None,
+    limits: InputLimits | None = None,
+) -> RunOutcome:
+    """Returns the outcome of ``request``: re-merged when every scale is stored, else inferred.
+
+    A new inference runs on the union of the requested scales and those already stored for
+    this model and image (stored ones come from the per-scale cache for free), so going back
+    to an earlier, larger cascade never needs a pass.
+
+    Args:
+        state: the session state (a mutable mapping).
+        request: what to show.
+        model: the model ``request.model_key`` names.
+        image: ``(H, W, 3)`` uint8 RGB that ``request.image_key`` names.
+        progress: called after each scale with ``(scale, index, total, cached)``.
+        limits: cascade and size limits (default: ``HMSA_*`` environment).
+
+    Raises:
+        ValueError: bad cascade, a method this model or cascade cannot merge, bad image.
+    """
+    state.setdefault(FORWARD_PASSES, 0)
+    same = current(state, request)
+    if same is not None:
+        return same
+    ident = (request.model_key, request.image_key)
+    base: InferenceResult | None = state.get(BASE) if state.get(BASE_ID) == ident else None
+    if base is not None and set(request.scales) <= set(base.per_scale):
+        merged = base.remerge(request.method, request.scales, model=model)
+        return _store(state, request, replace(merged, cost=_all_cached(merged.cost)), "remerge")
+
+    def counting(scale: float, index: int, total: int, cached: bool) -> None:
+        if not cached:
+            state[FORWARD_PASSES] = forward_passes(state) + 1
+        if progress is not None:
+            progress(scale, index, total, cached)
+
+    limits = limits or limits_from_env()
+    union = set(request.scales) | (set(base.per_scale) if base is not None else set())
+    wanted = tuple(sorted(union)) if len(union) <= limits.max_scales else request.scales
+    # Infer with "mean" (every model can), then merge the requested method from the outputs:
+    # a method the model cannot merge fails after the passes are stored, not before.
+    fresh = hmsa_core.infer(
+        image, wanted, model=model, method="mean", progress=counting, limits=limits
+    )
+    state[BASE] = fresh
+    state[BASE_ID] = ident
+    chosen = fresh.remerge(request.method, request.scales, model=model)
+    return _store(state, request, chosen, "infer")
+
+
+def derived(state: MutableMapping[str, Any], key: Any, make: Callable[[], T]) -> T:
+    """Returns ``make()`` computed once per displayed result and ``key`` (cleared on a new result)."""
+    store: dict = state.setdefault(DERIVED, {})
+    if key not in store:
+        store[key] = make()
+    return store[key]

@@ -1,0 +1,364 @@
+"""The explorer's result tabs. Each view only wires :mod:`analysis` products into widgets:
+figures come from :mod:`analysis.figures` (and friends), numbers from :mod:`analysis`.
+
+Products that take more than a merge (the method comparison, the subset sweep, the scale
+preference) are made once per displayed result through :func:`state.derived`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analysis.compare import MethodComparison, compare_methods
+from app.common import format_cascade
+from app.explorer_parts import state
+from hmsa_core.discovery import ModelEntry
+from hmsa_core.inference import InferenceResult
+from hmsa_core.models import MultiScaleSegmenter
+
+TAB_NAMES: tuple[str, ...] = (
+    "Overlay",
+    "Per-scale",
+    "Methods",
+    "IoU",
+    "Cost",
+    "Scale preference",
+    "Pareto",
+    "Attribution",
+    "Downloads",
+)
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    """Everything the views draw from.
+
+    Attributes:
+        result: the displayed result (cascade and method the user chose).
+        model: the model that produced it.
+        entry: the model's discovery entry (name, label set, kind).
+        gt: ``(H, W)`` int64 ground truth at the result's size, or ``None``.
+        methods: merge methods to compare (``"single"`` = every single scale).
+        serial: the result's serial number (keys cached products).
+        session: the session state.
+    """
+
+    result: InferenceResult
+    model: MultiScaleSegmenter
+    entry: ModelEntry
+    gt: np.ndarray | None
+    methods: tuple[str, ...]
+    serial: int
+    session: MutableMapping[str, Any]
+
+
+def _module(name: str) -> ModuleType | None:
+    """Returns the analysis module ``name``, or ``None`` (with a warning) when it cannot load."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        st.warning(f"This view needs `{name}`, which is not available: {exc}")
+        return None
+
+
+def _chart(fig: Any, key: str) -> None:
+    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+
+
+def _guarded(render: Callable[[ViewContext], None], ctx: ViewContext) -> None:
+    """Runs one view; a ``ValueError`` becomes an in-page error and the other views still draw."""
+    try:
+        render(ctx)
+    except ValueError as exc:
+        st.error(str(exc))
+
+
+def comparison_of(ctx: ViewContext) -> MethodComparison:
+    """Returns the method comparison of the displayed result (made once per result)."""
+    methods = ctx.methods or (ctx.result.method,)
+    key = ("comparison", methods, ctx.gt is not None)
+    return state.derived(
+        ctx.session, key, lambda: compare_methods(ctx.result, methods, gt=ctx.gt, model=ctx.model)
+    )
+
+
+def sweep_of(ctx: ViewContext) -> Any:
+    """Returns the :class:`analysis.sweep.SweepTable` of every subset of the cascade."""
+    from analysis.sweep import subset_rows
+
+    methods = tuple(m for m in ctx.methods if m != "single") or (ctx.result.method,)
+    key = ("sweep", methods, ctx.gt is not None)
+    return state.derived(
+        ctx.session,
+        key,
+        lambda: subset_rows(ctx.result, methods=methods, gt=ctx.gt, model=ctx.model),
+    )
+
+
+def preference_of(ctx: ViewContext) -> Any:
+    """Returns the per-class scale preference of the displayed result, or ``None``."""
+    scale_stats = importlib.import_module("analysis.scale_stats")
+    key = ("preference", ctx.gt is not None)
+    return state.derived(
+        ctx.session, key, lambda: scale_stats.scale_preference(ctx.result, mask=ctx.gt)
+    )
+
+
+# --------------------------------------------------------------------------- views
+
+
+def overlay_view(ctx: ViewContext) -> None:
+    """The merged prediction blended over the input, with a class legend."""
+    from analysis.figures import overlay_figure
+
+    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="overlay_opacity")
+    st.caption(
+        f"{ctx.result.method} merge of ({format_cascade(ctx.result.scales)}) · "
+        "hover a pixel for each scale's vote"
+    )
+    _chart(overlay_figure(ctx.result, opacity=opacity), "fig_overlay")
+
+
+def scales_view(ctx: ViewContext) -> None:
+    """Per scale: the input, its own prediction, raw attention and effective weight."""
+    from analysis.figures import scale_grid_figure
+
+    st.caption(
+        "Raw attention a_s is what each scale's head predicts; the effective weight is how "
+        "much that scale decided each pixel after the hierarchical chain (weights sum to 1)."
+    )
+    _chart(scale_grid_figure(ctx.result), "fig_scales")
+
+
+def methods_view(ctx: ViewContext) -> None:
+    """Every chosen merge method side by side, with error maps when the mask is known."""
+    from analysis.figures import method_comparison_figure
+
+    comparison = comparison_of(ctx)
+    for method, reason in comparison.skipped.items():
+        st.info(f"{method}: {reason}")
+    if not comparison.methods:
+        st.warning("None of the chosen methods can merge this cascade.")
+        return
+    if comparison.scores is not None:
+        st.dataframe(_score_table(comparison), hide_index=True, key="table_method_scores")
+    _chart(method_comparison_figure(comparison), "fig_methods")
+
+
+def _score_table(comparison: MethodComparison) -> pd.DataFrame:
+    assert comparison.scores is not None
+    rows = []
+    for method, scores in comparison.scores.items():
+        info = scores.as_dict(comparison.labels)
+        rows.append(
+            {
+                "method": method,
+                "mIoU (%)": _pct(info["miou"]),
+                "pixel accuracy (%)": _pct(info["pixel_accuracy"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(100.0 * value, 2)
+
+
+def iou_table(comparison: MethodComparison) -> pd.DataFrame:
+    """Returns classes x methods IoU (%) for the classes present (needs ground truth)."""
+    if comparison.scores is None:
+        raise ValueError("per-class IoU needs a ground-truth mask")
+    columns = {
+        method: {
+            name: _pct(v) for name, v in scores.as_dict(comparison.labels)["per_class_iou"].items()
+        }
+        for method, scores in comparison.scores.items()
+    }
+    table = pd.DataFrame(columns)
+    table.index.name = "class"
+    return table.reset_index()
+
+
+def iou_view(ctx: ViewContext) -> None:
+    """Per-class IoU table and bars for each method (only with a mask)."""
+    from analysis.figures import iou_bars_figure
+
+    if ctx.gt is None:
+        st.info(
+            "No ground-truth mask for this image: pick a bundled sample (masks included) or "
+            "upload a class-id mask in the sidebar to score the methods."
+        )
+        return
+    comparison = comparison_of(ctx)
+    if not comparison.methods:
+        st.warning("None of the chosen methods can merge this cascade.")
+        return
+    st.markdown("**Per-class IoU (%)**")
+    st.dataframe(iou_table(comparison), hide_index=True, key="table_iou")
+    _chart(iou_bars_figure(comparison), "fig_iou")
+
+
+def cost_view(ctx: ViewContext) -> None:
+    """FLOPs and seconds per scale; which scales came from the cache."""
+    from analysis.exports import cost_rows
+    from analysis.figures import cost_figure
+
+    cost = ctx.result.cost
+    cached = len(cost.cached_scales)
+    st.caption(
+        f"{cost.gflops:.2f} GFLOPs in all; {cached} of {len(cost.per_scale)} scale(s) served "
+        f"from the cache; {cost.seconds:.3f} s of forward passes spent now."
+    )
+    rows = pd.DataFrame(cost_rows(cost, total=True))
+    rows["scale"] = rows["scale"].map(lambda s: s if isinstance(s, str) else f"{s:g}")
+    st.dataframe(rows, hide_index=True, key="table_cost")
+    _chart(cost_figure(cost), "fig_cost")
+
+
+def preference_view(ctx: ViewContext) -> None:
+    """Which scale each class leans on (from the effective weights)."""
+    scale_stats = _module("analysis.scale_stats")
+    if scale_stats is None:
+        return
+    if not ctx.result.weights:
+        st.info("This result has no per-scale weights to summarise.")
+        return
+    pref = preference_of(ctx)
+    _chart(scale_stats.scale_preference_figure(pref), "fig_preference")
+    st.markdown(pref.to_markdown())
+
+
+def pareto_view(ctx: ViewContext) -> None:
+    """Score against GFLOPs for every subset of the computed scales (no forward pass)."""
+    from analysis.figures import pareto_figure
+
+    if len(ctx.result.scales) > 6:
+        st.caption("Many scales: the sweep merges every subset and may take a few seconds.")
+    table = sweep_of(ctx)
+    if ctx.gt is None:
+        st.caption(
+            "No mask: each subset is scored by its agreement with the full cascade's "
+            "hierarchical prediction."
+        )
+    _chart(pareto_figure(table), "fig_pareto")
+    with st.expander("All subsets"):
+        st.markdown(table.to_markdown())
+
+
+def attribution_view(ctx: ViewContext) -> None:
+    """Captum attribution of a class picked from the classes present, on a button press."""
+    attribution = _module("analysis.attribution")
+    if attribution is None:
+        return
+    labels = ctx.result.labels
+    present = [int(c) for c in np.unique(ctx.result.pred.cpu().numpy()) if c < labels.num_classes]
+    cols = st.columns(4)
+    target_class = cols[0].selectbox(
+        "Class", present, format_func=lambda c: labels.names[c], key="attr_class"
+    )
+    scale = cols[1].selectbox(
+        "Scale",
+        ctx.result.scales,
+        index=len(ctx.result.scales) // 2,
+        format_func=lambda s: f"{s:g}",
+        key="attr_scale",
+    )
+    targets = ["logits", "attention"] if ctx.model.has_attention else ["logits"]
+    target = cols[2].selectbox("Explain", targets, key="attr_target")
+    method = cols[3].selectbox("Method", ["integrated_gradients", "grad_cam"], key="attr_method")
+    params = (ctx.serial, target_class, scale, target, method)
+    if st.button("Compute attribution", key="attr_run"):
+        bar = st.progress(0.0, text="attribution")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(min(1.0, done / max(total, 1)), text=f"attribution step {done}/{total}")
+
+        attr = attribution.attribute(
+            ctx.model,
+            ctx.result.image,
+            scale=scale,
+            target_class=target_class,
+            target=target,
+            method=method,
+            max_side=384,
+            progress=progress,
+        )
+        ctx.session["hmsa_attribution"] = (params, attr)
+        bar.empty()
+    stored = ctx.session.get("hmsa_attribution")
+    if stored is not None and stored[0] == params:
+        _chart(attribution.attribution_figure(stored[1]), "fig_attribution")
+    else:
+        st.caption("Pick a class and press the button (a few seconds on CPU).")
+
+
+def downloads_view(ctx: ViewContext) -> None:
+    """The predicted mask, all arrays, the metrics and a self-contained HTML report."""
+    from analysis.exports import arrays_npz_bytes, mask_png_bytes, metrics_json
+
+    result = ctx.result
+    comparison = comparison_of(ctx)
+    stem = f"hmsa_{result.method.replace(':', '_')}_{'_'.join(f'{s:g}' for s in result.scales)}"
+    cols = st.columns(4)
+    cols[0].download_button(
+        "Mask (PNG)", mask_png_bytes(result), f"{stem}_mask.png", "image/png", key="dl_mask"
+    )
+    cols[1].download_button(
+        "Arrays (.npz)",
+        lambda: arrays_npz_bytes(result),
+        f"{stem}.npz",
+        "application/octet-stream",
+        key="dl_npz",
+    )
+    cols[2].download_button(
+        "Metrics (JSON)",
+        metrics_json(comparison),
+        f"{stem}_metrics.json",
+        "application/json",
+        key="dl_json",
+    )
+    report = importlib.util.find_spec("analysis.report")
+    if report is None:
+        cols[3].caption("HTML report unavailable (analysis.report missing).")
+        return
+    sweep = sweep_of(ctx)
+    has_stats = importlib.util.find_spec("analysis.scale_stats") is not None
+    pref = preference_of(ctx) if result.weights and has_stats else None
+
+    def html() -> bytes:
+        from analysis.report import report_html_bytes
+
+        return report_html_bytes(result, comparison=comparison, sweep=sweep, preference=pref)
+
+    cols[3].download_button(
+        "Report (HTML)", html, f"{stem}_report.html", "text/html", key="dl_report"
+    )
+
+
+VIEWS: tuple[Callable[[ViewContext], None], ...] = (
+    overlay_view,
+    scales_view,
+    methods_view,
+    iou_view,
+    cost_view,
+    preference_view,
+    pareto_view,
+    attribution_view,
+    downloads_view,
+)
+
+
+def render(ctx: ViewContext) -> None:
+    """Draws every tab of the result."""
+    for tab, view in zip(st.tabs(list(TAB_NAMES)), VIEWS):
+        with tab:
+            _guarded(view, ctx)

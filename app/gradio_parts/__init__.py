@@ -1,0 +1,1 @@
+"""Pieces of the Gradio app: handlers (ValueError -> gr.Error) and value conversions."""

@@ -1,0 +1,390 @@
+"""The Gradio event handlers: read inputs, call :mod:`hmsa_core` and :mod:`analysis`, shape outputs.
+
+Every user mistake surfaces as ``gr.Error`` carrying the ``ValueError`` message of the layer
+that caught it, so the page shows what to fix and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+from gradio.processing_utils import save_bytes_to_cache
+from gradio.utils import get_upload_folder
+
+import hmsa_core
+from analysis.compare import MethodComparison, compare_methods
+from analysis.exports import arrays_npz_bytes, cost_rows, mask_png_bytes, metrics_json
+from analysis.figures import cost_figure, iou_bars_figure, method_comparison_figure
+from analysis.metrics import score_prediction
+from app import common
+from app.gradio_parts.views import annotated_value, iou_table, scale_gallery
+from hmsa_core.discovery import ModelEntry
+from hmsa_core.inference import InferenceResult, ProgressFn
+from hmsa_core.limits import limits_from_env
+from hmsa_core.models import MultiScaleSegmenter
+
+#: Methods the comparison tab merges ("single" expands to every scale of the cascade).
+COMPARED_METHODS: tuple[str, ...] = ("hierarchical", "mean", "max", "single", "explicit")
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Re-raises ``ValueError`` (bad input) and ``MemoryError`` as ``gr.Error`` with a message the
+    page shows; the request fails, the app keeps serving."""
+    try:
+        yield
+    except ValueError as exc:
+        raise gr.Error(str(exc) or "invalid input", print_exception=False) from exc
+    except MemoryError as exc:
+        raise gr.Error(
+            "not enough memory for this image and cascade; lower the maximum side or drop the "
+            "largest scale",
+            print_exception=False,
+        ) from exc
+
+
+def scale_progress(progress: gr.Progress) -> ProgressFn:
+    """Returns an :func:`hmsa_core.infer` progress callback that moves ``progress`` one step per scale."""
+
+    def report(scale: float, index: int, total: int, cached: bool) -> None:
+        source = "from cache" if cached else "computed"
+        progress((index + 1, total), desc=f"scale {scale:g} {source}", unit="scales")
+
+    return report
+
+
+def coerce_scales(value: object) -> tuple[float, ...] | str:
+    """Returns the API's ``scales`` argument (list of numbers, one number, or comma text) as a
+    tuple of floats or the text itself (parsed by :func:`app.common.build_cascade`).
+
+    Raises:
+        ValueError: anything else, or a list holding something that is not a number.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        raise ValueError("scales must be a list of numbers or text like '0.5, 1, 2'")
+    if isinstance(value, (int, float)):
+        return (float(value),)
+    if isinstance(value, (list, tuple)):
+        out = []
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+                raise ValueError(f"scale {item!r} is not a number")
+            try:
+                out.append(float(item))
+            except ValueError as exc:
+                raise ValueError(f"scale {item!r} is not a number") from exc
+        return tuple(out)
+    raise ValueError(f"scales must be a list of numbers or comma text, got {type(value).__name__}")
+
+
+def file_path(value: object) -> str | None:
+    """Returns the server path of an uploaded file value (a path string or a dict with ``path``),
+    or ``None`` when nothing was given."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):
+        value = value.get("path")
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise ValueError(f"expected an uploaded file, got {type(value).__name__}")
+
+
+def cached_file(data: bytes, name: str) -> str:
+    """Returns the path of ``data`` written into Gradio's upload cache (content-addressed, cleaned
+    by the app's ``delete_cache`` policy)."""
+    return save_bytes_to_cache(data, name, cache_dir=get_upload_folder())
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+@dataclass
+class Run:
+    """One request's inputs and results.
+
+    Attributes:
+        entry: the chosen model's entry.
+        model: the loaded model.
+        loaded: the image as given to the model (after fitting the maximum side).
+        result: the inference result with the chosen merge method.
+        gt: ``(H, W)`` int64 ground truth, or ``None`` without a mask.
+        image_name: the uploaded file's stem (for download names).
+    """
+
+    entry: ModelEntry
+    model: MultiScaleSegmenter
+    loaded: common.LoadedImage
+    result: InferenceResult
+    gt: np.ndarray | None
+    image_name: str
+
+
+class Handlers:
+    """The app's event handlers, bound to one models folder."""
+
+    def __init__(self, models_dir: str | os.PathLike | None = None) -> None:
+        self.models_dir = models_dir
+
+    # ------------------------------------------------------------------ models
+
+    def entries(self) -> list[ModelEntry]:
+        """Returns the selectable models (see :func:`app.common.list_models`)."""
+        return common.list_models(self.models_dir)
+
+    def model_names(self) -> list[str]:
+        """Returns the names of the selectable models, the default first."""
+        return [e.name for e in self.entries()]
+
+    def entry(self, name: str | None) -> ModelEntry:
+        """Returns the entry called ``name`` (empty: the first, the bundled default).
+
+        Raises:
+            ValueError: no such model, or no model at all.
+        """
+        entries = self.entries()
+        if not entries:
+            raise ValueError("no model is available; put a checkpoint in HMSA_MODELS_DIR")
+        if not name:
+            return entries[0]
+        return common.find_model(name, entries)
+
+    def describe(self, name: str | None) -> str:
+        """Returns the Markdown description of a model: what it is and what it was trained on."""
+        try:
+            entry = self.entry(name)
+        except ValueError as exc:
+            return f"**{exc}**"
+        note = common.training_note(entry)
+        warn = "⚠️ " if common.is_untrained(entry) or entry.error else ""
+        return f"{warn}`{entry.name}`: {common.describe_model(entry)}. {note}"
+
+    def model_changed(self, name: str | None, scales: Sequence[float], method: str | None) -> tuple:
+        """Returns ``(method dropdown update, model description)`` after the model or cascade changed.
+
+        The dropdown lists the merges this model can do on the cascade, keeping ``method`` when
+        still possible, else the model's own merge.
+        """
+        description = self.describe(name)
+        try:
+            model = common.get_model(self.entry(name))
+        except ValueError:
+            return gr.Dropdown(), description
+        options = common.method_options(model, [float(s) for s in scales or ()])
+        value = method if method in options else options[0]
+        return gr.Dropdown(choices=options, value=value), description
+
+    # ------------------------------------------------------------------ shared run
+
+    def run(
+        self,
+        image: object,
+        mask: object,
+        scales: object,
+        method: str | None,
+        model_name: str | None,
+        max_side: float | None,
+        progress: gr.Progress,
+        extra_scales: str = "",
+    ) -> Run:
+        """Returns the :class:`Run` of one request: load the model and image, run the cascade
+        (per-scale passes shared across requests through :data:`hmsa_core.DEFAULT_SCALE_CACHE`),
+        read the mask.
+
+        Raises:
+            ValueError: any bad input, with what to fix.
+        """
+        image_path = file_path(image)
+        if image_path is None:
+            raise ValueError("no image given: upload one or click an example")
+        progress(0, desc="loading model")
+        entry = self.entry(model_name)
+        model = common.get_model(entry)
+        limits = limits_from_env()
+        side = int(max_side) if max_side else None
+        loaded = common.load_image(image_path, side, limits)
+        toggled = coerce_scales(scales)
+        if isinstance(toggled, str):
+            toggled, extra_scales = (), f"{toggled} {extra_scales}"
+        cascade = common.build_cascade(
+            toggled, extra_scales, loaded.size, model.min_input_side, limits
+        )
+        chosen = method or common.default_method(model)
+        result = hmsa_core.infer(
+            loaded.rgb,
+            cascade,
+            model=model,
+            method=chosen,
+            progress=scale_progress(progress),
+            limits=limits,
+        )
+        gt = common.read_mask(file_path(mask), loaded.size, result.labels, loaded.original_size)
+        return Run(entry, model, loaded, result, gt, Path(image_path).stem or "image")
+
+    # ------------------------------------------------------------------ UI
+
+    def analyse(
+        self,
+        image: str | None,
+        mask: str | None,
+        scales: list[float],
+        extra_scales: str,
+        method: str,
+        model_name: str,
+        max_side: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects the tracker)
+    ) -> tuple:
+        """Returns every output of the page for one image: overlay, per-scale gallery, summary,
+        method comparison, IoU table and bars, cost table and bars, downloads."""
+        with user_errors():
+            run = self.run(
+                image, mask, scales, method, model_name, max_side, progress, extra_scales
+            )
+            progress(1.0, desc="comparing merge methods")
+            comparison = compare_methods(run.result, COMPARED_METHODS, gt=run.gt, model=run.model)
+            headers, rows = iou_table(comparison)
+            iou_df = pd.DataFrame(rows, columns=headers) if headers else pd.DataFrame()
+            iou_fig = iou_bars_figure(comparison) if comparison.gt is not None else None
+            cost = run.result.cost
+            files = self._downloads(run, comparison)
+            return (
+                annotated_value(run.result),
+                scale_gallery(run.result),
+                self._summary(run, comparison),
+                method_comparison_figure(comparison),
+                iou_df,
+                iou_fig,
+                pd.DataFrame(cost_rows(cost, total=True)),
+                cost_figure(cost),
+                files,
+            )
+
+    def _downloads(self, run: Run, comparison: MethodComparison) -> list[str]:
+        stem = run.image_name
+        return [
+            cached_file(mask_png_bytes(run.result), f"{stem}_pred.png"),
+            cached_file(arrays_npz_bytes(run.result), f"{stem}_arrays.npz"),
+            cached_file(metrics_json(comparison).encode(), f"{stem}_metrics.json"),
+        ]
+
+    def _summary(self, run: Run, comparison: MethodComparison) -> str:
+        result, loaded = run.result, run.loaded
+        h, w = loaded.size
+        size = f"{w} x {h}"
+        if loaded.resized:
+            size += f" (resized from {loaded.original_size[1]} x {loaded.original_size[0]})"
+        cost = result.cost
+        cached = cost.cached_scales
+        lines = [
+            f"**{run.entry.name}** · `{result.method}` over "
+            f"({common.format_cascade(result.scales)}) · {size}",
+            f"{cost.gflops:.2f} GFLOPs · {cost.seconds:.2f} s of forward passes · "
+            + (
+                f"scales {common.format_cascade(cached)} from the cache"
+                if cached
+                else "no scale from the cache"
+            ),
+        ]
+        if common.is_untrained(run.entry):
+            lines.append("⚠️ untrained model (random weights): predictions are meaningless")
+        if comparison.scores is not None:
+            scored = ", ".join(
+                f"{m} {s.miou:.1%}" for m, s in comparison.scores.items() if not math.isnan(s.miou)
+            )
+            lines.append(f"mIoU vs. the mask: {scored}")
+        else:
+            lines.append("Add the image's class-id mask to score per-class IoU.")
+        if comparison.skipped:
+            lines.append(
+                "Skipped: " + "; ".join(f"{m}: {why}" for m, why in comparison.skipped.items())
+            )
+        return "  \n".join(lines)
+
+    # ------------------------------------------------------------------ API
+
+    def segment(
+        self,
+        image: str,
+        scales: Any = common.DEFAULT_CASCADE,
+        method: str = "",
+        model: str = "",
+        mask: str | None = None,
+        max_side: float = common.DEFAULT_MAX_SIDE,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects the tracker)
+    ) -> tuple[str, dict]:
+        """Segments one image with a scale cascade and returns the mask plus per-scale data.
+
+        Args:
+            image: the image file (PNG, JPEG, WebP or TIFF).
+            scales: the cascade: a list of numbers such as [0.5, 1.0, 2.0], or text "0.5, 1, 2".
+            method: merge method: hierarchical, mean, max, explicit or single:<scale>; empty for the model's own.
+            model: model name as listed in the app's model menu; empty for the bundled default.
+            mask: optional class-id mask PNG of the image, to score mIoU.
+            max_side: the image is shrunk so that its longer side is at most this many pixels (0: unchanged).
+
+        Returns:
+            The merged prediction as an indexed PNG (pixel value = class id, palette = class colours),
+            and a dict: model, method, label_set, image_size [H, W], original_size, scales, per_scale
+            (scale, input_size [h, w], gflops, seconds, cached, mean_attention, mean_weight),
+            total_gflops, total_seconds, classes_present (id, name, fraction), and with a mask
+            miou, pixel_accuracy, per_class_iou.
+        """
+        with user_errors():
+            run = self.run(image, mask, scales, method, model, max_side, progress)
+            png = cached_file(mask_png_bytes(run.result), f"{run.image_name}_pred.png")
+            return png, self._segment_data(run)
+
+    def _segment_data(self, run: Run) -> dict:
+        result = run.result
+        labels = result.labels
+        per_scale = []
+        for c in result.cost.per_scale:
+            per = result.per_scale[c.scale]
+            weight = result.weights.get(c.scale)
+            per_scale.append(
+                {
+                    "scale": float(c.scale),
+                    "input_size": [int(c.input_size[0]), int(c.input_size[1])],
+                    "gflops": _finite(c.gflops),
+                    "seconds": _finite(c.seconds),
+                    "cached": bool(c.cached),
+                    "mean_attention": None
+                    if per.attention is None
+                    else _finite(float(per.attention.mean())),
+                    "mean_weight": None if weight is None else _finite(float(weight.mean())),
+                }
+            )
+        pred = result.pred.detach().cpu().numpy()
+        ids, counts = np.unique(pred, return_counts=True)
+        present = [
+            {"id": int(i), "name": labels.names[int(i)], "fraction": float(n) / pred.size}
+            for i, n in zip(ids, counts)
+            if 0 <= int(i) < labels.num_classes
+        ]
+        data: dict = {
+            "model": run.entry.name,
+            "method": result.method,
+            "label_set": labels.name,
+            "image_size": list(result.size),
+            "original_size": list(run.loaded.original_size),
+            "scales": [float(s) for s in result.scales],
+            "per_scale": per_scale,
+            "total_gflops": _finite(result.cost.gflops),
+            "total_seconds": _finite(result.cost.seconds),
+            "classes_present": present,
+        }
+        if run.gt is not None:
+            scores = score_prediction(result.pred, run.gt, labels.num_classes, labels.ignore_index)
+            data.update(scores.as_dict(labels))
+        return data

@@ -1,0 +1,144 @@
+"""Per-step training cost of a recipe: FLOPs, peak memory and seconds of forward + backward."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from hmsa_core.cost import LiveBytesMode, param_bytes
+from hmsa_core.labels import IGNORE_INDEX
+from hmsa_core.models.registry import build
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """What one training step costs.
+
+    Attributes:
+        arch: the architecture.
+        scales: the training scales of its recipe.
+        batch: images per step.
+        crop: ``(h, w)`` of the crop.
+        flops: FLOPs of forward + loss + backward (FlopCounterMode; a multiply-add counts 2).
+        peak_bytes: peak memory: CUDA allocator peak, or on CPU the peak of live tensors
+            during forward + backward (LiveBytesMode) plus parameters, gradients and momentum.
+        seconds: median wall time of a step (forward, backward, no optimiser update).
+    """
+
+    arch: str
+    scales: tuple[float, ...]
+    batch: int
+    crop: tuple[int, int]
+    flops: int
+    peak_bytes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RecipeComparison:
+    """Explicit attention's per-step cost against HMSA's (same trunk, batch and crop).
+
+    Attributes:
+        hmsa: HMSA on (0.5, 1).
+        explicit: explicit attention on its training scales.
+        flop_ratio, memory_ratio, time_ratio: explicit / HMSA.
+    """
+
+    hmsa: StepCost
+    explicit: StepCost
+    flop_ratio: float
+    memory_ratio: float
+    time_ratio: float
+
+    def as_metrics(self) -> dict:
+        """Returns a JSON-serialisable dict for checkpoint metrics."""
+        return {
+            "hmsa_step": asdict(self.hmsa),
+            "explicit_step": asdict(self.explicit),
+            "flop_ratio": self.flop_ratio,
+            "memory_ratio": self.memory_ratio,
+            "time_ratio": self.time_ratio,
+        }
+
+    def describe(self) -> str:
+        """Returns a few human-readable lines."""
+        h, e = self.hmsa, self.explicit
+        return (
+            f"per training step (batch {h.batch}, crop {h.crop[0]}x{h.crop[1]}):\n"
+            f"  HMSA (0.5, 1):        {h.flops / 1e9:8.1f} GFLOP  {h.peak_bytes / 2**20:8.0f} MiB  "
+            f"{h.seconds:6.2f} s\n"
+            f"  explicit (0.5, 1, 2): {e.flops / 1e9:8.1f} GFLOP  {e.peak_bytes / 2**20:8.0f} MiB  "
+            f"{e.seconds:6.2f} s\n"
+            f"  explicit / HMSA:      {self.flop_ratio:8.2f}x FLOP {self.memory_ratio:6.2f}x memory "
+            f"{self.time_ratio:5.2f}x time"
+        )
+
+
+def measure_step_cost(
+    arch: str,
+    hparams: dict,
+    crop: tuple[int, int],
+    batch: int,
+    device: torch.device | str = "cpu",
+    repeats: int = 3,
+    seed: int = 0,
+) -> StepCost:
+    """Returns the :class:`StepCost` of one training step of ``arch`` on random data."""
+    from hmsa_core.train.loop import StepModule
+
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    model = build(arch, **hparams).to(device).train()
+    step = StepModule(model)
+    x = torch.randn(batch, 3, *crop, device=device)
+    target = torch.randint(0, model.num_classes, (batch, *crop), device=device)
+    target[:, :2] = IGNORE_INDEX
+
+    def run() -> None:
+        model.zero_grad(set_to_none=True)
+        total, _, _ = step(x, target)
+        total.backward()
+
+    run()  # warm-up
+    counter = FlopCounterMode(display=False)
+    live = LiveBytesMode()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    with counter, live:
+        run()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        peak = int(torch.cuda.max_memory_allocated(device))
+    else:
+        peak = int(live.peak) + 3 * param_bytes(model)  # + grads + momentum
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return StepCost(arch, step.scales, batch, tuple(crop), int(counter.get_total_flops()), peak,
+                    float(sorted(times)[len(times) // 2]))
+
+
+def compare_recipes(
+    hparams: dict, crop: tuple[int, int], batch: int, device: torch.device | str = "cpu",
+    repeats: int = 3,
+) -> RecipeComparison:
+    """Returns the :class:`RecipeComparison` of ``explicit_lite`` vs ``lite`` at this batch/crop.
+
+    ``hparams`` are the shared :class:`~hmsa_core.models.lite.LiteConfig` fields
+    (``train_scales`` applies to the explicit model only).
+    """
+    shared = {k: v for k, v in hparams.items() if k != "train_scales"}
+    hmsa = measure_step_cost("lite", shared, crop, batch, device, repeats)
+    explicit = measure_step_cost("explicit_lite", dict(hparams), crop, batch, device, repeats)
+    return RecipeComparison(
+        hmsa, explicit, explicit.flops / hmsa.flops, explicit.peak_bytes / hmsa.peak_bytes,
+        explicit.seconds / hmsa.seconds,
+    )

@@ -1,0 +1,307 @@
+"""The training loop: data in memory, two-scale (or explicit) steps, validation, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from hmsa_core.checkpoints.native import save_native
+from hmsa_core.data.synthscapes import SynthScapes, generate_scene
+from hmsa_core.merge import ExplicitMerger
+from hmsa_core.models.base import MultiScaleSegmenter, rescale_input
+from hmsa_core.models.registry import build
+from hmsa_core.train import distributed as dist_utils
+from hmsa_core.train.augment import AugmentParams, random_crop
+from hmsa_core.train.config import HMSA_TRAIN_SCALES, TrainConfig
+from hmsa_core.train.losses import explicit_loss, hmsa_loss
+
+CHECKPOINT_NAME = "checkpoint.pt"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class StepModule(nn.Module):
+    """One training forward: the model at every training scale and the recipe's loss.
+
+    HMSA models (with an attention head) train on (0.5, 1.0); explicit-attention models on their
+    ``train_scales``. Wrapping the whole multi-scale forward in one module lets
+    DistributedDataParallel see a single forward per backward.
+    """
+
+    def __init__(self, model: MultiScaleSegmenter, aux_weight: float = 0.4,
+                 scale_weight: float = 0.05) -> None:
+        super().__init__()
+        self.model = model
+        self.explicit = isinstance(model, ExplicitMerger)
+        if self.explicit:
+            self.scales: tuple[float, ...] = tuple(model.train_scales)  # type: ignore[attr-defined]
+        elif model.has_attention:
+            self.scales = HMSA_TRAIN_SCALES
+        else:
+            raise ValueError(f"architecture {model.arch!r} has neither scale attention nor an "
+                             "explicit-attention head: nothing to train multi-scale")
+        self.aux_weight = aux_weight
+        self.scale_weight = scale_weight
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns ``(total loss, main loss, merged logits (B, C, h, w) detached)``.
+
+        ``x`` is the normalised ``(B, 3, h, w)`` crop, ``target`` its ``(B, h, w)`` ids.
+        """
+        outputs = {s: self.model(rescale_input(x, s)) for s in self.scales}
+        if self.explicit:
+            size = (int(x.shape[-2]), int(x.shape[-1]))
+            merged = self.model.merge_explicit(outputs, size).logits  # type: ignore[attr-defined]
+            parts = explicit_loss(merged, outputs, target, self.scale_weight)
+        else:
+            parts = hmsa_loss(outputs, target, self.aux_weight, self.scale_weight)
+        return parts.total, parts.main, parts.joint.detach()
+
+
+@dataclass
+class SceneBank:
+    """Training scenes held in memory.
+
+    Attributes:
+        images: ``(N, H, W, 3)`` uint8.
+        masks: ``(N, H, W)`` uint8 trainIds (255 ignore).
+    """
+
+    images: torch.Tensor
+    masks: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def load_scenes(indices: list[int], size: tuple[int, int], seed: int, progress: bool = False
+                ) -> SceneBank:
+    """Returns the :class:`SceneBank` of the SynthScapes train scenes ``indices``."""
+    images = torch.empty((len(indices), *size, 3), dtype=torch.uint8)
+    masks = torch.empty((len(indices), *size), dtype=torch.uint8)
+    for k, index in enumerate(tqdm(indices, desc="scenes", disable=not progress)):
+        sample = generate_scene(index, seed, size, split="train")
+        images[k] = torch.from_numpy(sample.image)
+        masks[k] = torch.from_numpy(sample.mask.astype(np.uint8))
+    return SceneBank(images, masks)
+
+
+def make_batch(bank: SceneBank, step: int, batch: int, params: AugmentParams, seed: int,
+               rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns ``((B, 3, h, w) RGB in [0, 1], (B, h, w) int64 ids)`` for ``step`` on ``rank``.
+
+    The draw depends only on ``(seed, rank, step)``, so a resumed run sees the same batches.
+    """
+    rng = np.random.default_rng([seed, rank, step, 0xDA7A])
+    picks = rng.integers(0, len(bank), batch)
+    crops = [random_crop(bank.images[i], bank.masks[i], params, rng) for i in picks]
+    return torch.stack([c[0] for c in crops]), torch.stack([c[1] for c in crops])
+
+
+def poly_lr(base: float, step: int, steps: int, power: float) -> float:
+    """Returns the poly-schedule learning rate ``base * (1 - step / steps) ** power``."""
+    return base * (1 - min(step, steps) / steps) ** power
+
+
+def train_step(step_module: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               target: torch.Tensor, lr: float) -> float:
+    """Runs one SGD step at learning rate ``lr``; returns the total loss before the update."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    total, _, _ = step_module(x, target)
+    total.backward()
+    optimizer.step()
+    return float(total.detach())
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """Returns SGD with the config's momentum and weight decay."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay)
+
+
+def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                    cfg: TrainConfig) -> None:
+    """Writes model, optimiser, step and config (plain tensors and dicts) atomically to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "config": cfg.to_json()}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Loads a checkpoint written by :func:`save_checkpoint` (``weights_only=True``); returns its step."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        return int(state["step"])
+    except (KeyError, RuntimeError, OSError) as exc:
+        raise ValueError(f"cannot resume from {path}: {exc}") from exc
+
+
+@dataclass
+class TrainResult:
+    """What a training run did.
+
+    Attributes:
+        start_step: the step it started (or resumed) at.
+        steps: the step it ended at.
+        losses: total loss of every step run in this process (rank 0's in DDP).
+        val: the last validation scores (``as_dict`` form) by row name.
+        weights: the final native weights file (rank 0), or ``None`` on other ranks.
+        checkpoint: the resumable checkpoint.
+        seconds: wall time of the training steps.
+        cost: the explicit/HMSA per-step comparison, when measured.
+    """
+
+    start_step: int
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    val: dict = field(default_factory=dict)
+    weights: Path | None = None
+    checkpoint: Path | None = None
+    seconds: float = 0.0
+    cost: dict = field(default_factory=dict)
+
+
+def _val_rows(model: MultiScaleSegmenter) -> list[tuple[str, tuple[float, ...], str]]:
+    if isinstance(model, ExplicitMerger):
+        scales = tuple(model.train_scales)  # type: ignore[attr-defined]
+        return [(f"explicit {scales}", scales, "explicit")]
+    return [("HMSA (0.5, 1)", (0.5, 1.0), "hierarchical"),
+            ("HMSA (0.5, 1, 2)", (0.5, 1.0, 2.0), "hierarchical")]
+
+
+def validate(model: MultiScaleSegmenter, cfg: TrainConfig, final: bool = False) -> dict:
+    """Returns val scores by row: HMSA (0.5, 1) (and (0.5, 1, 2) when ``final``), or explicit."""
+    from hmsa_core.train.evaluate import evaluate_rows
+
+    if cfg.val_scenes == 0:
+        return {}
+    rows = _val_rows(model)
+    if not final:
+        rows = rows[:1]
+    data = SynthScapes("val", cfg.val_scenes, cfg.scene_size, cfg.data_seed)
+    scored = evaluate_rows(model, data, rows)
+    model.train()
+    return {r.name: r.scores.as_dict(model.labels) for r in scored}
+
+
+def train(cfg: TrainConfig, command: str = "", measure_cost: bool = True,
+          export: Path | None = None) -> TrainResult:
+    """Trains ``cfg.arch`` on SynthScapes and returns the :class:`TrainResult`.
+
+    Under torchrun every rank trains on its shard of the scenes with DDP; rank 0 validates,
+    writes ``out/checkpoint.pt`` every ``ckpt_every`` steps and the final
+    ``out/model.safetensors`` (with ``command`` and the metrics in its metadata).
+    """
+    info = dist_utils.setup()
+    try:
+        return _train(cfg, info, command, measure_cost, export)
+    finally:
+        dist_utils.cleanup(info)
+
+
+def _train(cfg: TrainConfig, info: dist_utils.DistInfo, command: str, measure_cost: bool,
+           export: Path | None) -> TrainResult:
+    torch.set_num_threads(cfg.threads)
+    if cfg.batch % info.world_size:
+        raise ValueError(f"batch {cfg.batch} does not split over {info.world_size} processes")
+    local_batch = cfg.batch // info.world_size
+    log = print if info.is_main else (lambda *a, **k: None)
+
+    cost: dict = {}
+    if measure_cost and info.is_main:
+        from hmsa_core.train.cost import compare_recipes
+
+        comparison = compare_recipes(cfg.hparams, cfg.crop, cfg.batch, info.device)
+        log(comparison.describe())
+        cost = comparison.as_metrics()
+    dist_utils.barrier(info)
+
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.arch, **cfg.hparams).to(info.device).train()
+    step_module = StepModule(model, cfg.aux_weight, cfg.scale_loss_weight)
+    optimizer = make_optimizer(model, cfg)
+    ckpt = cfg.out / CHECKPOINT_NAME
+    start = 0
+    if cfg.resume and ckpt.is_file():
+        start = load_checkpoint(ckpt, model, optimizer)
+        log(f"resumed from {ckpt} at step {start}")
+    runner: nn.Module = step_module
+    if info.distributed:
+        runner = DistributedDataParallel(
+            step_module, device_ids=[info.local_rank] if info.device.type == "cuda" else None
+        )
+    log(f"{cfg.arch}: {model.parameter_count():,} parameters, scales {step_module.scales}, "
+        f"{info.world_size} process(es), batch {cfg.batch}, crop {cfg.crop}")
+
+    shard = dist_utils.shard(list(range(cfg.train_scenes)), info.rank, info.world_size)
+    bank = load_scenes(shard, cfg.scene_size, cfg.data_seed, progress=info.is_main)
+    params = AugmentParams(cfg.crop, cfg.scale_min, cfg.scale_max, cfg.jitter)
+    mean = torch.tensor(model.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.std).view(1, 3, 1, 1)
+
+    result = TrainResult(start_step=start, steps=start, checkpoint=ckpt, cost=cost)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not info.is_main,
+               desc=cfg.arch, mininterval=5.0)
+    t0 = time.perf_counter()
+    for step in bar:
+        rgb, target = make_batch(bank, step, local_batch, params, cfg.seed, info.rank)
+        x = ((rgb - mean) / std).to(info.device)
+        lr = poly_lr(cfg.lr, step, cfg.steps, cfg.poly_power)
+        loss = train_step(runner, optimizer, x, target.to(info.device), lr)
+        result.losses.append(loss)
+        result.steps = step + 1
+        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
+        last = step + 1 == cfg.steps
+        if (step + 1) % cfg.ckpt_every == 0 or last:
+            dist_utils.broadcast_module(model, info)
+            if info.is_main:
+                save_checkpoint(ckpt, model, optimizer, step + 1, cfg)
+        if cfg.val_every and (step + 1) % cfg.val_every == 0 and not last:
+            if info.is_main:
+                scores = validate(model, cfg)
+                log(f"step {step + 1}: val {json.dumps({k: round(v['miou'], 4) for k, v in scores.items()})}")
+            dist_utils.barrier(info)
+    result.seconds = time.perf_counter() - t0
+    bar.close()
+    dist_utils.broadcast_module(model, info)
+    if info.distributed:  # every rank records what it holds, to check they agree
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        (cfg.out / f"state_digest_rank{info.rank}.txt").write_text(dist_utils.state_digest(model))
+    if info.is_main:
+        result.val = validate(model, cfg, final=True)
+        log(f"final val: {json.dumps({k: round(v['miou'], 4) for k, v in result.val.items()})}")
+        steps_run = result.steps - start
+        metrics = {
+            "val": result.val,
+            "val_images": cfg.val_scenes,
+            "val_scene_size": list(cfg.scene_size),
+            "train": {"steps": result.steps, "seconds": round(result.seconds, 1),
+                      "seconds_per_step": round(result.seconds / max(steps_run, 1), 3),
+                      "world_size": info.world_size, "scales": list(step_module.scales),
+                      "final_loss": result.losses[-1] if result.losses else None},
+            "train_cost": cost,
+        }
+        result.weights = save_native(model.eval(), cfg.out / WEIGHTS_NAME, train_command=command,
+                                     metrics=metrics, extra={"config": json.loads(cfg.to_json())})
+        if export is not None:
+            save_native(model, export, train_command=command, metrics=metrics,
+                        extra={"config": json.loads(cfg.to_json())})
+            log(f"exported {export}")
+        log(f"wrote {result.weights}")
+    dist_utils.barrier(info)
+    return result

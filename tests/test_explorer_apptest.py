@@ -1,0 +1,287 @@
+"""The Streamlit explorer (app/explorer.py) driven headlessly with streamlit's AppTest.
+
+Every sidebar control path, a sample run rendering every view, cascade and method changes
+served from the stored per-scale outputs without a forward pass, and bad inputs producing an
+in-page error while the app keeps working.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import hmsa_core
+from app import common
+from hmsa_core.data.synthscapes import generate_scene, write_samples
+
+APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
+SIZE = (64, 128)  # (H, W) of the test scenes: small, so every run takes about a second
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("samples")
+    write_samples(folder, count=2, size=SIZE, seed=3)
+    return folder
+
+
+@pytest.fixture
+def app_env(samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(common.SAMPLES_DIR_ENV, str(samples_dir))
+    monkeypatch.setenv("HMSA_MODELS_DIR", str(tmp_path / "no_models"))
+    return samples_dir
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _start() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    _assert_healthy(at)
+    return at
+
+
+def _assert_healthy(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def _charts(at: AppTest) -> set[str]:
+    return {getattr(node, "key", None) or node.proto.id for node in at.get("plotly_chart")}
+
+
+def _captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def _dataframe_columns(at: AppTest) -> list[list[str]]:
+    return [list(df.value.columns) for df in at.dataframe]
+
+
+def _upload_mode(at: AppTest) -> AppTest:
+    at.radio(key="image_source").set_value("Upload").run()
+    _assert_healthy(at)
+    return at
+
+
+def test_sample_run_renders_every_view(app_env):
+    at = _start()
+    assert not _errors(at)
+    assert len(at.tabs) == 9
+    assert [t.label for t in at.tabs][:4] == ["Overlay", "Per-scale", "Methods", "IoU"]
+    # overlay, per-scale grid, methods, IoU bars, cost and Pareto figures at least
+    assert len(at.get("plotly_chart")) >= 6
+    # the sample's mask is used: per-class IoU table with one column per compared method
+    columns = _dataframe_columns(at)
+    assert any(c[0] == "class" and "hierarchical" in c for c in columns), columns
+    cost = next(df.value for df in at.dataframe if "source" in df.value.columns)
+    assert set(cost["source"][:-1]) == {"computed"} or set(cost["source"][:-1]) == {"cached"}
+    assert "Per-scale time" in _captions(at)
+    assert at.metric[1].label == "Expected compute" and "GFLOPs" in at.metric[1].value
+    assert len(at.download_button) >= 3
+
+
+def test_cascade_and_method_changes_are_served_without_forward_passes(app_env):
+    hmsa_core.DEFAULT_SCALE_CACHE.clear()
+    at = _start()
+    assert at.session_state["hmsa_forward_passes"] == 3  # (0.5, 1, 2) computed once each
+    misses = hmsa_core.DEFAULT_SCALE_CACHE.stats().misses
+
+    at.pills(key="scale_pills").set_value([0.5, 1.0]).run()
+    _assert_healthy(at)
+    at.selectbox(key="method").set_value("mean").run()
+    _assert_healthy(at)
+    at.pills(key="scale_pills").set_value([0.5, 1.0, 2.0]).run()
+    _assert_healthy(at)
+    assert at.session_state["hmsa_forward_passes"] == 3
+    assert hmsa_core.DEFAULT_SCALE_CACHE.stats().misses == misses
+    assert "no forward pass" in _captions(at)
+    assert at.session_state["hmsa_result"].method == "mean"
+    assert at.session_state["hmsa_result"].cost.cached_scales == (0.5, 1.0, 2.0)
+    cost = next(df.value for df in at.dataframe if "source" in df.value.columns)
+    assert list(cost["source"][:3]) == ["cached"] * 3
+
+    # a new scale costs exactly one pass; the others stay cached
+    at.text_input(key="extra_scales").input("0.75").run()
+    _assert_healthy(at)
+    assert at.session_state["hmsa_forward_passes"] == 4
+    assert at.session_state["hmsa_result"].scales == (0.5, 0.75, 1.0, 2.0)
+    assert at.session_state["hmsa_result"].cost.cached_scales == (0.5, 1.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "pills", "message"),
+    [
+        ("5", [0.5, 1.0], "above the maximum"),
+        ("abc", [0.5, 1.0], "not a number"),
+        ("", [], "empty"),
+        ("0.01", [1.0], "minimum side"),
+    ],
+)
+def test_bad_cascade_shows_an_error_and_the_app_recovers(app_env, extra, pills, message):
+    at = _start()
+    at.pills(key="scale_pills").set_value(pills)
+    at.text_input(key="extra_scales").input(extra).run()
+    _assert_healthy(at)
+    assert any(message in e for e in _errors(at)), _errors(at)
+    assert not at.get("plotly_chart")
+    at.pills(key="scale_pills").set_value([0.5, 1.0])
+    at.text_input(key="extra_scales").input("").run()
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert at.get("plotly_chart")
+
+
+def test_uploaded_image_and_mask_are_scored(app_env):
+    scene = generate_scene(7, seed=5, size=SIZE)
+    at = _upload_mode(_start())
+    assert "Choose an image" in _captions(at)
+    at.file_uploader(key="image_upload").set_value(("street.png", _png(scene.image), "image/png"))
+    at.run()
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert not any(c and c[0] == "class" for c in _dataframe_columns(at))  # no mask yet
+    mask = scene.mask.astype(np.uint8)
+    at.file_uploader(key="mask_upload").set_value(("street_mask.png", _png(mask), "image/png"))
+    at.run()
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert any(c and c[0] == "class" for c in _dataframe_columns(at))
+    assert np.array_equal(at.session_state["hmsa_result"].image, scene.image)
+
+
+def test_bad_image_upload_shows_an_error_and_the_app_keeps_working(app_env):
+    at = _upload_mode(_start())
+    uploader = at.file_uploader(key="image_upload")
+    uploader.set_value(("photo.png", b"this is not an image", "image/png")).run()
+    _assert_healthy(at)
+    assert any("not a readable image" in e for e in _errors(at)), _errors(at)
+    assert not at.get("plotly_chart")
+    scene = generate_scene(1, size=SIZE)
+    at.file_uploader(key="image_upload").set_value(("ok.png", _png(scene.image), "image/png"))
+    at.run()
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert at.get("plotly_chart")
+
+
+def test_too_large_image_is_refused(app_env, monkeypatch):
+    monkeypatch.setenv("HMSA_MAX_PIXELS", "1000")  # the 64 x 128 samples are over it
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    _assert_healthy(at)
+    assert any("too large" in e for e in _errors(at)), _errors(at)
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (np.zeros((10, 10), np.uint8), "mask is 10 x 10"),
+        (np.full(SIZE, 77, np.uint8), "77"),
+        (None, "not a readable image"),
+    ],
+)
+def test_bad_mask_shows_an_error_and_the_prediction_still_shows(app_env, mask, message):
+    at = _start()
+    data = b"not a png" if mask is None else _png(mask)
+    at.file_uploader(key="mask_upload").set_value(("m.png", data, "image/png")).run()
+    _assert_healthy(at)
+    assert any(message in e for e in _errors(at)), _errors(at)
+    assert at.get("plotly_chart")  # the result is still drawn, only without scores
+
+
+def test_sample_choice_and_its_mask_toggle(app_env):
+    at = _start()
+    first = at.session_state["hmsa_result"].image
+    at.selectbox(key="sample_name").set_value("synthscapes_val_001").run()
+    _assert_healthy(at)
+    assert not np.array_equal(at.session_state["hmsa_result"].image, first)
+    at.checkbox(key="use_sample_mask").uncheck().run()
+    _assert_healthy(at)
+    assert not any(c and c[0] == "class" for c in _dataframe_columns(at))
+    assert any("No ground-truth mask" in i.value for i in at.info)
+
+
+def test_maximum_side_resizes_the_input_and_its_mask(app_env):
+    at = _start()
+    at.number_input(key="max_side").set_value(32).run()
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert at.session_state["hmsa_result"].size == (16, 32)
+    assert "resized from 128 x 64" in _captions(at)
+    assert any(c and c[0] == "class" for c in _dataframe_columns(at))  # mask resized too
+
+
+def test_model_choice_switches_methods(app_env):
+    at = _start()
+    names = at.selectbox(key="model_name").options
+    explicit = next(n for n in names if n.startswith("explicit"))
+    at.selectbox(key="model_name").set_value(explicit).run()
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert at.selectbox(key="method").value == "explicit"
+    assert "hierarchical" not in at.multiselect(key="compare_methods").options
+    assert at.session_state["hmsa_result"].method == "explicit"
+    # explicit attention only runs its training cascade: another one is reported, not crashed
+    at.pills(key="scale_pills").set_value([0.5, 1.0]).run()
+    _assert_healthy(at)
+    assert any("explicit" in e for e in _errors(at)), _errors(at)
+    at.selectbox(key="method").set_value("mean").run()
+    _assert_healthy(at)
+    assert not _errors(at)
+
+
+def test_compared_methods_follow_the_selection(app_env):
+    at = _start()
+    at.multiselect(key="compare_methods").set_value(["hierarchical", "max"]).run()
+    _assert_healthy(at)
+    iou = next(df.value for df in at.dataframe if list(df.value.columns)[:1] == ["class"])
+    assert list(iou.columns) == ["class", "hierarchical", "max"]
+
+
+def test_manual_run_mode_waits_for_the_button(app_env):
+    at = _start()
+    passes = at.session_state["hmsa_forward_passes"]
+    at.toggle(key="auto_run").set_value(False).run()
+    at.text_input(key="extra_scales").input("1.5").run()
+    _assert_healthy(at)
+    assert any("Press Run" in i.value for i in at.info)
+    assert at.session_state["hmsa_forward_passes"] == passes
+    assert at.metric[2].label == "To compute now"
+    run_button = next(b for b in at.button if b.label == "Run")
+    run_button.click().run()
+    _assert_healthy(at)
+    assert at.session_state["hmsa_forward_passes"] == passes + 1
+    assert 1.5 in at.session_state["hmsa_result"].scales
+
+
+def test_about_panel_names_the_model_and_its_training_data(app_env):
+    at = _start()
+    about = at.expander[0]
+    text = "\n".join(m.value for m in about.markdown)
+    assert "HMSA" in text
+    name = at.selectbox(key="model_name").value
+    assert name in text
+    assert ("SynthScapes" in text) or ("Random weights" in text)
+
+
+def test_attribution_runs_on_a_button_press(app_env):
+    pytest.importorskip("analysis.attribution")
+    at = _start()
+    assert "fig_attribution" not in _charts(at)
+    at.button(key="attr_run").click().run()
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert "fig_attribution" in _charts(at)

@@ -1,0 +1,87 @@
+"""Exports both apps offer: indexed mask PNG, per-scale .npz, metrics JSON, cost table rows."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import hmsa_core
+from analysis.compare import compare_methods
+from analysis.exports import arrays_npz_bytes, cost_rows, mask_png_bytes, metrics_json
+
+SIZE = (64, 96)
+
+
+@pytest.fixture(scope="module")
+def model() -> hmsa_core.MultiScaleSegmenter:
+    torch.manual_seed(0)
+    return hmsa_core.build("lite", 19).eval()
+
+
+@pytest.fixture(scope="module")
+def result(model) -> hmsa_core.InferenceResult:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
+    return hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, cache=None)
+
+
+def test_indexed_png_round_trip_gives_prediction_and_palette(result) -> None:
+    img = Image.open(io.BytesIO(mask_png_bytes(result)))
+    assert img.format == "PNG" and img.mode == "P"
+    np.testing.assert_array_equal(np.asarray(img), result.pred.numpy())
+    palette = np.asarray(img.getpalette(), dtype=np.uint8).reshape(-1, 3)
+    np.testing.assert_array_equal(palette[:19], np.asarray(result.labels.colors, dtype=np.uint8))
+    # the colours a viewer shows are the label set's colours
+    np.testing.assert_array_equal(np.asarray(img.convert("RGB")), result.labels.colorize(result.pred))
+
+
+def test_npz_holds_every_scale_and_the_merged_maps(result) -> None:
+    data = np.load(io.BytesIO(arrays_npz_bytes(result)))
+    np.testing.assert_array_equal(data["scales"], [0.5, 1.0, 2.0])
+    np.testing.assert_array_equal(data["pred"], result.pred.numpy())
+    np.testing.assert_allclose(data["logits"], result.logits.numpy())
+    for scale, key in ((0.5, "0.5"), (1.0, "1"), (2.0, "2")):
+        per = result.per_scale[scale]
+        np.testing.assert_allclose(data[f"logits_{key}"], per.logits.numpy())
+        np.testing.assert_allclose(data[f"attention_{key}"], per.attention.numpy())
+        assert data[f"weights_{key}"].shape == SIZE
+    total = sum(data[f"weights_{k}"] for k in ("0.5", "1", "2"))
+    np.testing.assert_allclose(total, 1.0, atol=1e-5)
+    assert list(data["class_names"]) == list(result.labels.names)
+    assert str(data["method"]) == "hierarchical"
+
+
+def test_metrics_json_per_method_with_and_without_gt(result, model) -> None:
+    rng = np.random.default_rng(1)
+    gt = rng.integers(0, 19, SIZE)
+    comparison = compare_methods(result, ["hierarchical", "single", "explicit"], gt=gt, model=model)
+    data = json.loads(metrics_json(comparison))
+    assert set(data["methods"]) == {"hierarchical", "single:0.5", "single:1", "single:2"}
+    assert "explicit" in data["skipped"]
+    hier = data["methods"]["hierarchical"]
+    assert hier["miou"] == pytest.approx(comparison.scores["hierarchical"].miou)
+    assert set(hier["per_class_iou"]) <= set(result.labels.names)
+    assert hier["gflops"] == pytest.approx(result.cost.gflops)
+    assert data["methods"]["single:2"]["gflops"] == pytest.approx(result.per_scale[2.0].cost.gflops)
+    plain = json.loads(metrics_json(compare_methods(result, ["mean"])))
+    assert "miou" not in plain["methods"]["mean"] and plain["reference"] is None
+
+
+def test_cost_rows_one_per_scale_marking_cached(model) -> None:
+    image = np.full((*SIZE, 3), 120, dtype=np.uint8)
+    cache = hmsa_core.api.ByteLRUCache(64 * 2**20)
+    hmsa_core.infer(image, (1.0,), model=model, cache=cache)
+    result = hmsa_core.infer(image, (0.5, 1.0), model=model, cache=cache)
+    rows = cost_rows(result.cost)
+    assert [r["scale"] for r in rows] == [0.5, 1.0]
+    assert [r["source"] for r in rows] == ["computed", "cached"]
+    assert rows[0]["input size"] == "48 x 32"
+    assert rows[1]["GFLOPs"] == pytest.approx(result.per_scale[1.0].cost.gflops, rel=1e-3)
+    assert all(r["peak MB"] > 0 for r in rows)
+    with_total = cost_rows(result.cost, total=True)
+    assert with_total[-1]["scale"] == "total" and len(with_total) == 3
