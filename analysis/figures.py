@@ -187,8 +187,11 @@ def sample_logits(
     return sampled[0]
 
 
-def _title_scale(scale: float) -> str:
-    return f"scale {scale:g}"
+def _grid_values(x: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+    """Returns ``x`` ``(..., H, W)`` read at rows ``(gh,)`` x cols ``(gw,)``: ``(..., gh, gw)``."""
+    r = torch.as_tensor(rows, device=x.device)
+    c = torch.as_tensor(cols, device=x.device)
+    return x.index_select(-2, r).index_select(-1, c)
 
 
 # --------------------------------------------------------------------------- overlay
@@ -219,7 +222,7 @@ def overlay_figure(
     rows = np.arange(h)[step // 2 :: step] if h > step // 2 else np.arange(h)[:1]
     cols = np.arange(w)[step // 2 :: step] if w > step // 2 else np.arange(w)[:1]
     grid_pred = pred[np.ix_(rows, cols)]
-    merged_prob = to_numpy(result.probs)[:, rows][:, :, cols]
+    merged_prob = to_numpy(_grid_values(result.probs, rows, cols))
     take = grid_pred[None]
     parts = [np.take_along_axis(merged_prob, take, 0)[0]]
     lines = ["<b>%{text}</b> %{customdata[0]:.2f}"]
@@ -231,7 +234,7 @@ def overlay_figure(
             parts.append(np.take_along_axis(probs, take, 0)[0])
             line = f"scale {scale:g}: p %{{customdata[{len(parts) - 1}]:.2f}}"
             if scale in result.weights:
-                parts.append(to_numpy(result.weights[scale])[np.ix_(rows, cols)])
+                parts.append(to_numpy(_grid_values(result.weights[scale], rows, cols)))
                 line += f", weight %{{customdata[{len(parts) - 1}]:.2f}}"
             lines.append(line)
     custom = np.stack(parts, axis=-1).astype(np.float32)
@@ -431,7 +434,7 @@ def method_comparison_figure(
     fig.update_layout(
         title=title,
         height=row_height * block_rows * per_block + 100,
-        margin={"l": 10, "r": 10, "t": 90 if comparison.skipped else 60, "b": 10},
+        margin={"l": 10, "r": 10, "t": 120 if comparison.skipped else 70, "b": 10},
         plot_bgcolor="white",
     )
     return fig

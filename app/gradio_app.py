@@ -27,6 +27,7 @@ from app import common  # noqa: E402
 from app.gradio_parts.handlers import Handlers  # noqa: E402
 from app.gradio_parts.views import color_map  # noqa: E402
 from hmsa_core.labels import CITYSCAPES  # noqa: E402
+from hmsa_core.limits import limits_from_env  # noqa: E402
 
 TITLE = "HMSA Explorer"
 INTRO = (
@@ -150,7 +151,7 @@ def build_app(
                 gallery = gr.Gallery(
                     label="Per scale: prediction · attention · effective weight",
                     columns=3,
-                    height=None,
+                    height=760,
                     format="png",
                     object_fit="contain",
                     elem_id="scale-gallery",
@@ -166,8 +167,12 @@ def build_app(
                         cost_plot = gr.Plot(show_label=False)
                     with gr.Tab("Downloads"):
                         downloads = gr.File(
-                            label="Mask PNG (class ids), arrays (.npz), metrics (.json)",
+                            label="Mask PNG (pixel value = class id) and metrics (.json)",
                             file_count="multiple",
+                        )
+                        arrays_button = gr.Button("Prepare arrays (.npz)", size="sm")
+                        arrays_file = gr.File(
+                            label="Merged and per-scale logits, attention and weights (.npz)"
                         )
         with gr.Row(visible=False):  # inputs and outputs of the /segment API endpoint
             api_image = gr.File(label="image", type="filepath")
@@ -188,9 +193,10 @@ def build_app(
             api_visibility="undocumented",
             queue=False,
         )
+        ui_inputs = [image, mask, scales, extra, method, model, max_side]
         run.click(
             handlers.analyse,
-            inputs=[image, mask, scales, extra, method, model, max_side],
+            inputs=ui_inputs,
             outputs=[
                 overlay,
                 gallery,
@@ -205,6 +211,13 @@ def build_app(
             api_name="analyse",
             api_visibility="undocumented",
             scroll_to_output=False,
+        )
+        arrays_button.click(
+            handlers.arrays,
+            inputs=ui_inputs,
+            outputs=arrays_file,
+            api_name="arrays",
+            api_visibility="undocumented",
         )
         api_button.click(
             handlers.segment,
@@ -247,6 +260,7 @@ def launch(
         quiet=quiet,
         show_error=True,
         allowed_paths=[str(common.SAMPLES_DIR)],
+        max_file_size=limits_from_env().max_file_bytes,
         theme=THEME,
         footer_links=["api", "gradio"],
     )

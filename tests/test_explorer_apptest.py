@@ -77,21 +77,54 @@ def _upload_mode(at: AppTest) -> AppTest:
     return at
 
 
+def _open(at: AppTest, tab: str) -> AppTest:
+    """Selects a result tab (only the open tab's view runs) and reruns."""
+    at.session_state["result_tab"] = tab
+    at.run()
+    _assert_healthy(at)
+    return at
+
+
+def _iou_columns(at: AppTest) -> list[str] | None:
+    for columns in _dataframe_columns(at):
+        if columns and columns[0] == "class":
+            return columns
+    return None
+
+
 def test_sample_run_renders_every_view(app_env):
     at = _start()
     assert not _errors(at)
-    assert len(at.tabs) == 9
-    assert [t.label for t in at.tabs][:4] == ["Overlay", "Per-scale", "Methods", "IoU"]
-    # overlay, per-scale grid, methods, IoU bars, cost and Pareto figures at least
-    assert len(at.get("plotly_chart")) >= 6
-    # the sample's mask is used: per-class IoU table with one column per compared method
-    columns = _dataframe_columns(at)
-    assert any(c[0] == "class" and "hierarchical" in c for c in columns), columns
-    cost = next(df.value for df in at.dataframe if "source" in df.value.columns)
-    assert set(cost["source"][:-1]) == {"computed"} or set(cost["source"][:-1]) == {"cached"}
+    assert [t.label for t in at.tabs] == [
+        "Overlay", "Per-scale", "Methods", "IoU", "Cost",
+        "Scale preference", "Pareto", "Attribution", "Downloads",
+    ]  # fmt: skip
     assert "Per-scale time" in _captions(at)
     assert at.metric[1].label == "Expected compute" and "GFLOPs" in at.metric[1].value
-    assert len(at.download_button) >= 3
+    charts = {
+        "Overlay": "fig_overlay",
+        "Per-scale": "fig_scales",
+        "Methods": "fig_methods",
+        "IoU": "fig_iou",
+        "Cost": "fig_cost",
+        "Scale preference": "fig_preference",
+        "Pareto": "fig_pareto",
+    }
+    for tab, chart in charts.items():
+        _open(at, tab)
+        assert not _errors(at), (tab, _errors(at))
+        assert chart in _charts(at), (tab, _charts(at))
+    _open(at, "IoU")  # the sample's mask is used: one IoU column per compared method
+    assert _iou_columns(at) == ["class", "hierarchical", "mean", "max", "single:0.5",
+                                "single:1", "single:2"]  # fmt: skip
+    _open(at, "Cost")
+    cost = next(df.value for df in at.dataframe if "source" in df.value.columns)
+    assert list(cost["scale"]) == ["0.5", "1", "2", "total"]
+    _open(at, "Attribution")
+    assert at.button(key="attr_run")
+    _open(at, "Downloads")
+    labels = {b.label for b in at.download_button}
+    assert {"Mask (PNG)", "Arrays (.npz)", "Metrics (JSON)"} <= labels
 
 
 def test_cascade_and_method_changes_are_served_without_forward_passes(app_env):
@@ -111,6 +144,7 @@ def test_cascade_and_method_changes_are_served_without_forward_passes(app_env):
     assert "no forward pass" in _captions(at)
     assert at.session_state["hmsa_result"].method == "mean"
     assert at.session_state["hmsa_result"].cost.cached_scales == (0.5, 1.0, 2.0)
+    _open(at, "Cost")
     cost = next(df.value for df in at.dataframe if "source" in df.value.columns)
     assert list(cost["source"][:3]) == ["cached"] * 3
 
@@ -153,13 +187,14 @@ def test_uploaded_image_and_mask_are_scored(app_env):
     at.run()
     _assert_healthy(at)
     assert not _errors(at)
-    assert not any(c and c[0] == "class" for c in _dataframe_columns(at))  # no mask yet
+    _open(at, "IoU")
+    assert _iou_columns(at) is None  # no mask yet
     mask = scene.mask.astype(np.uint8)
     at.file_uploader(key="mask_upload").set_value(("street_mask.png", _png(mask), "image/png"))
     at.run()
     _assert_healthy(at)
     assert not _errors(at)
-    assert any(c and c[0] == "class" for c in _dataframe_columns(at))
+    assert _iou_columns(at) is not None
     assert np.array_equal(at.session_state["hmsa_result"].image, scene.image)
 
 
@@ -208,9 +243,11 @@ def test_sample_choice_and_its_mask_toggle(app_env):
     at.selectbox(key="sample_name").set_value("synthscapes_val_001").run()
     _assert_healthy(at)
     assert not np.array_equal(at.session_state["hmsa_result"].image, first)
+    _open(at, "IoU")
+    assert _iou_columns(at) is not None
     at.checkbox(key="use_sample_mask").uncheck().run()
     _assert_healthy(at)
-    assert not any(c and c[0] == "class" for c in _dataframe_columns(at))
+    assert _iou_columns(at) is None
     assert any("No ground-truth mask" in i.value for i in at.info)
 
 
@@ -221,7 +258,9 @@ def test_maximum_side_resizes_the_input_and_its_mask(app_env):
     assert not _errors(at)
     assert at.session_state["hmsa_result"].size == (16, 32)
     assert "resized from 128 x 64" in _captions(at)
-    assert any(c and c[0] == "class" for c in _dataframe_columns(at))  # mask resized too
+    _open(at, "IoU")
+    assert not _errors(at)
+    assert _iou_columns(at) is not None  # the mask was resized with the image
 
 
 def test_model_choice_switches_methods(app_env):
@@ -246,9 +285,8 @@ def test_model_choice_switches_methods(app_env):
 def test_compared_methods_follow_the_selection(app_env):
     at = _start()
     at.multiselect(key="compare_methods").set_value(["hierarchical", "max"]).run()
-    _assert_healthy(at)
-    iou = next(df.value for df in at.dataframe if list(df.value.columns)[:1] == ["class"])
-    assert list(iou.columns) == ["class", "hierarchical", "max"]
+    _open(at, "IoU")
+    assert _iou_columns(at) == ["class", "hierarchical", "max"]
 
 
 def test_manual_run_mode_waits_for_the_button(app_env):
@@ -279,7 +317,7 @@ def test_about_panel_names_the_model_and_its_training_data(app_env):
 
 def test_attribution_runs_on_a_button_press(app_env):
     pytest.importorskip("analysis.attribution")
-    at = _start()
+    at = _open(_start(), "Attribution")
     assert "fig_attribution" not in _charts(at)
     at.button(key="attr_run").click().run()
     _assert_healthy(at)

@@ -37,7 +37,9 @@ def test_indexed_png_round_trip_gives_prediction_and_palette(result) -> None:
     palette = np.asarray(img.getpalette(), dtype=np.uint8).reshape(-1, 3)
     np.testing.assert_array_equal(palette[:19], np.asarray(result.labels.colors, dtype=np.uint8))
     # the colours a viewer shows are the label set's colours
-    np.testing.assert_array_equal(np.asarray(img.convert("RGB")), result.labels.colorize(result.pred))
+    np.testing.assert_array_equal(
+        np.asarray(img.convert("RGB")), result.labels.colorize(result.pred)
+    )
 
 
 def test_npz_holds_every_scale_and_the_merged_maps(result) -> None:

@@ -72,7 +72,9 @@ def test_every_figure_builds_for_every_method_and_cascade(full, lite, gt, cascad
         assert len(_images(grid)) == 2 * len(cascade)
         assert len([t for t in grid.data if isinstance(t, go.Heatmap)]) == 2 * len(cascade)
         assert grid.layout.coloraxis.cmin == 0.0 and grid.layout.coloraxis.cmax == 1.0
-    comparison = compare_methods(full.remerge("hierarchical", cascade), METHODS, gt=gt if with_gt else None, model=lite)
+    comparison = compare_methods(
+        full.remerge("hierarchical", cascade), METHODS, gt=gt if with_gt else None, model=lite
+    )
     assert "explicit" in comparison.skipped
     fig = method_comparison_figure(comparison)
     n = len(comparison.methods)

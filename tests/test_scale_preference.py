@@ -72,7 +72,9 @@ def test_hand_checkable_weights(result) -> None:
 
 def test_accumulate_is_pixel_weighted() -> None:
     a = ScalePreference((0.5, 1.0), (0,), ("road",), np.array([[1.0, 0.0]]), np.array([30]))
-    b = ScalePreference((0.5, 1.0), (0, 5), ("road", "pole"), np.array([[0.0, 1.0], [0.2, 0.8]]), np.array([10, 4]))
+    b = ScalePreference(
+        (0.5, 1.0), (0, 5), ("road", "pole"), np.array([[0.0, 1.0], [0.2, 0.8]]), np.array([10, 4])
+    )
     both = accumulate([a, b], CITYSCAPES)
     assert both.class_ids == (0, 5) and both.num_images == 2
     np.testing.assert_allclose(both.weights, [[0.75, 0.25], [0.2, 0.8]])
@@ -87,12 +89,15 @@ def test_accumulate_is_pixel_weighted() -> None:
 def test_dataset_preference_equals_accumulated_images(model) -> None:
     rng = np.random.default_rng(2)
     samples = [
-        SegmentationSample(rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8), rng.integers(0, 19, SIZE), f"s{i}")
+        SegmentationSample(
+            rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8), rng.integers(0, 19, SIZE), f"s{i}"
+        )
         for i in range(3)
     ]
     pref = dataset_scale_preference(model, samples, (0.5, 1.0), max_images=2)
     singles = [
-        scale_preference(hmsa_core.infer(s.image, (0.5, 1.0), model=model, cache=None), s.mask) for s in samples[:2]
+        scale_preference(hmsa_core.infer(s.image, (0.5, 1.0), model=model, cache=None), s.mask)
+        for s in samples[:2]
     ]
     expected = accumulate(singles, model.labels)
     assert pref.num_images == 2 and pref.class_ids == expected.class_ids
@@ -101,7 +106,10 @@ def test_dataset_preference_equals_accumulated_images(model) -> None:
     unlabelled = [SegmentationSample(samples[0].image, None, "u")]
     with pytest.raises(ValueError, match="no labelled image"):
         dataset_scale_preference(model, unlabelled, (0.5, 1.0))
-    assert dataset_scale_preference(model, unlabelled, (0.5, 1.0), use_ground_truth=False).source == "prediction"
+    assert (
+        dataset_scale_preference(model, unlabelled, (0.5, 1.0), use_ground_truth=False).source
+        == "prediction"
+    )
 
 
 def test_bad_mask_is_refused(result) -> None:

@@ -46,8 +46,19 @@ def test_every_required_class_appears_over_a_few_scenes() -> None:
     for sample in SynthScapes("val", 6, SIZE):
         seen |= set(np.unique(sample.mask).tolist())
     names = {CITYSCAPES.names[c] for c in seen}
-    for required in ("road", "sidewalk", "building", "wall", "pole", "traffic sign",
-                     "vegetation", "terrain", "sky", "person", "car"):
+    for required in (
+        "road",
+        "sidewalk",
+        "building",
+        "wall",
+        "pole",
+        "traffic sign",
+        "vegetation",
+        "terrain",
+        "sky",
+        "person",
+        "car",
+    ):
         assert required in names
 
 

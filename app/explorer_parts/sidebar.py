@@ -72,6 +72,11 @@ def _model_section(choices: Choices) -> None:
         choices.errors.append(str(exc))
 
 
+def _upload_mb() -> int:
+    """Returns the upload limit in MB (the engine's ``max_file_bytes``, at least 1)."""
+    return max(1, limits_from_env().max_file_bytes // 2**20)
+
+
 def _image_section(choices: Choices) -> tuple[object | None, tuple[int, int] | None]:
     """Draws the image controls; returns the mask source and the original size (if any)."""
     st.subheader("Image")
@@ -90,12 +95,18 @@ def _image_section(choices: Choices) -> tuple[object | None, tuple[int, int] | N
             mask_source = picked.mask_path
     else:
         upload = st.file_uploader(
-            "Image (PNG, JPEG, WebP, TIFF)", type=list(common.IMAGE_TYPES), key="image_upload"
+            "Image (PNG, JPEG, WebP, TIFF)",
+            type=list(common.IMAGE_TYPES),
+            key="image_upload",
+            max_upload_size=_upload_mb(),
         )
         if upload is not None:
             image_source, choices.image_name = upload.getvalue(), upload.name
     mask_upload = st.file_uploader(
-        "Label mask (optional, class ids)", type=list(common.MASK_TYPES), key="mask_upload"
+        "Label mask (optional, class ids)",
+        type=list(common.MASK_TYPES),
+        key="mask_upload",
+        max_upload_size=_upload_mb(),
     )
     if mask_upload is not None:
         mask_source = mask_upload.getvalue()

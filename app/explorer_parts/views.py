@@ -36,6 +36,8 @@ TAB_NAMES: tuple[str, ...] = (
     "Attribution",
     "Downloads",
 )
+#: Session key of the open tab's label.
+TAB_KEY = "result_tab"
 
 
 @dataclass(frozen=True)
@@ -279,8 +281,9 @@ def attribution_view(ctx: ViewContext) -> None:
     if st.button("Compute attribution", key="attr_run"):
         bar = st.progress(0.0, text="attribution")
 
-        def progress(done: int, total: int) -> None:
-            bar.progress(min(1.0, done / max(total, 1)), text=f"attribution step {done}/{total}")
+        def progress(fraction: float) -> None:
+            done = min(1.0, max(0.0, fraction))
+            bar.progress(done, text=f"attribution {100 * done:.0f}%")
 
         attr = attribution.attribute(
             ctx.model,
@@ -358,7 +361,10 @@ VIEWS: tuple[Callable[[ViewContext], None], ...] = (
 
 
 def render(ctx: ViewContext) -> None:
-    """Draws every tab of the result."""
-    for tab, view in zip(st.tabs(list(TAB_NAMES)), VIEWS):
-        with tab:
-            _guarded(view, ctx)
+    """Draws the tabs of the result; only the open tab's view runs (the tabs keep their
+    selection across reruns under the session key :data:`TAB_KEY`)."""
+    tabs = st.tabs(list(TAB_NAMES), key=TAB_KEY, on_change="rerun")
+    for tab, view in zip(tabs, VIEWS):
+        if tab.open:
+            with tab:
+                _guarded(view, ctx)

@@ -26,7 +26,7 @@ from analysis.exports import arrays_npz_bytes, cost_rows, mask_png_bytes, metric
 from analysis.figures import cost_figure, iou_bars_figure, method_comparison_figure
 from analysis.metrics import score_prediction
 from app import common
-from app.gradio_parts.views import annotated_value, iou_table, scale_gallery
+from app.gradio_parts.views import annotated_value, color_map, iou_table, scale_gallery
 from hmsa_core.discovery import ModelEntry
 from hmsa_core.inference import InferenceResult, ProgressFn
 from hmsa_core.limits import limits_from_env
@@ -258,11 +258,14 @@ class Handlers:
             iou_fig = iou_bars_figure(comparison) if comparison.gt is not None else None
             cost = run.result.cost
             files = self._downloads(run, comparison)
+            overlay = gr.AnnotatedImage(
+                value=annotated_value(run.result), color_map=color_map(run.result.labels)
+            )
             return (
-                annotated_value(run.result),
+                overlay,
                 scale_gallery(run.result),
                 self._summary(run, comparison),
-                method_comparison_figure(comparison),
+                method_comparison_figure(comparison, columns=3),
                 iou_df,
                 iou_fig,
                 pd.DataFrame(cost_rows(cost, total=True)),
@@ -274,9 +277,29 @@ class Handlers:
         stem = run.image_name
         return [
             cached_file(mask_png_bytes(run.result), f"{stem}_pred.png"),
-            cached_file(arrays_npz_bytes(run.result), f"{stem}_arrays.npz"),
             cached_file(metrics_json(comparison).encode(), f"{stem}_metrics.json"),
         ]
+
+    def arrays(
+        self,
+        image: str | None,
+        mask: str | None,
+        scales: list[float],
+        extra_scales: str,
+        method: str,
+        model_name: str,
+        max_side: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects the tracker)
+    ) -> str:
+        """Returns the path of the run's arrays as ``.npz`` (merged and per-scale logits,
+        attention, weights). Made on request: the passes come from the per-scale cache, only
+        the merge and the compression run."""
+        with user_errors():
+            run = self.run(
+                image, mask, scales, method, model_name, max_side, progress, extra_scales
+            )
+            progress(1.0, desc="compressing arrays")
+            return cached_file(arrays_npz_bytes(run.result), f"{run.image_name}_arrays.npz")
 
     def _summary(self, run: Run, comparison: MethodComparison) -> str:
         result, loaded = run.result, run.loaded

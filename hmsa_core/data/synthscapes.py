@@ -34,11 +34,32 @@ import numpy as np
 from hmsa_core.data.sample import SegmentationSample
 
 ROAD, SIDEWALK, BUILDING, WALL, POLE, SIGN, VEGETATION, TERRAIN, SKY, PERSON, CAR = (
-    0, 1, 2, 3, 5, 7, 8, 9, 10, 11, 13,
+    0,
+    1,
+    2,
+    3,
+    5,
+    7,
+    8,
+    9,
+    10,
+    11,
+    13,
 )
 #: The trainIds SynthScapes draws.
-CLASSES: tuple[int, ...] = (ROAD, SIDEWALK, BUILDING, WALL, POLE, SIGN, VEGETATION, TERRAIN, SKY,
-                            PERSON, CAR)
+CLASSES: tuple[int, ...] = (
+    ROAD,
+    SIDEWALK,
+    BUILDING,
+    WALL,
+    POLE,
+    SIGN,
+    VEGETATION,
+    TERRAIN,
+    SKY,
+    PERSON,
+    CAR,
+)
 #: Offset of val indices: a val scene ``i`` is generated from index ``VAL_OFFSET + i``.
 VAL_OFFSET = 10**6
 SPLITS = ("train", "val")
@@ -47,8 +68,17 @@ TEXELS_PER_METRE = 24.0
 _TEX_SIZE = 512
 
 _FACADE_COLORS = np.array(
-    [[150, 138, 120], [170, 150, 130], [120, 110, 105], [160, 120, 95], [135, 135, 140],
-     [185, 170, 140], [140, 100, 85], [110, 118, 112]], dtype=np.float32,
+    [
+        [150, 138, 120],
+        [170, 150, 130],
+        [120, 110, 105],
+        [160, 120, 95],
+        [135, 135, 140],
+        [185, 170, 140],
+        [140, 100, 85],
+        [110, 118, 112],
+    ],
+    dtype=np.float32,
 )
 _SEG_BUILDING, _SEG_WALL, _SEG_TREES, _SEG_GAP = 0, 1, 2, 3
 
@@ -69,7 +99,9 @@ def _noise_texture(seed: int) -> np.ndarray:
     return tex.astype(np.float32)
 
 
-def _sample(tex: np.ndarray, a: np.ndarray, b: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
+def _sample(
+    tex: np.ndarray, a: np.ndarray, b: np.ndarray, offset: tuple[float, float]
+) -> np.ndarray:
     """Returns ``tex`` sampled (nearest, wrapping) at world coordinates ``(a, b)`` in metres."""
     ia = ((a * TEXELS_PER_METRE + offset[0]).astype(np.int64)) % _TEX_SIZE
     ib = ((b * TEXELS_PER_METRE + offset[1]).astype(np.int64)) % _TEX_SIZE
@@ -107,11 +139,18 @@ def _layout(rng: np.random.Generator, size: tuple[int, int]) -> _Street:
         while starts[-1] < 160:
             starts.append(starts[-1] + rng.uniform(6, 22))
         n = len(starts)
-        kind = rng.choice([_SEG_BUILDING, _SEG_WALL, _SEG_TREES, _SEG_GAP], size=n,
-                          p=[0.42, 0.3, 0.2, 0.08])
-        height = np.where(kind == _SEG_BUILDING, rng.uniform(8, 26, n),
-                          np.where(kind == _SEG_WALL, rng.uniform(1.8, 3.2, n),
-                                   np.where(kind == _SEG_TREES, rng.uniform(4, 9, n), 0.0)))
+        kind = rng.choice(
+            [_SEG_BUILDING, _SEG_WALL, _SEG_TREES, _SEG_GAP], size=n, p=[0.42, 0.3, 0.2, 0.08]
+        )
+        height = np.where(
+            kind == _SEG_BUILDING,
+            rng.uniform(8, 26, n),
+            np.where(
+                kind == _SEG_WALL,
+                rng.uniform(1.8, 3.2, n),
+                np.where(kind == _SEG_TREES, rng.uniform(4, 9, n), 0.0),
+            ),
+        )
         color = _FACADE_COLORS[rng.integers(0, len(_FACADE_COLORS), n)]
         color = color * rng.uniform(0.85, 1.15, (n, 1))
         bounds.append(np.asarray(starts))
@@ -167,14 +206,20 @@ def _render_background(
         y = CAMERA_HEIGHT - dv * z / f
         keep = (z < street.z_end) & (y >= 0)
         idx, z, y = idx[keep], z[keep], y[keep]
-        seg = np.clip(np.searchsorted(street.bounds[side], z, side="right") - 1, 0,
-                      len(street.bounds[side]) - 1)
+        seg = np.clip(
+            np.searchsorted(street.bounds[side], z, side="right") - 1,
+            0,
+            len(street.bounds[side]) - 1,
+        )
         kind = street.kinds[side][seg]
         top = street.heights[side][seg]
         # Tree rows get a bumpy crown line; every other wall has trees behind it.
         bump = 0.8 * np.sin(z * 1.7 + side) + 0.5 * np.sin(z * 4.3 + 2 * side)
-        tree_top = np.where(kind == _SEG_TREES, top + bump,
-                            np.where((kind == _SEG_WALL) & (seg % 2 == 0), top + 3.0 + bump, 0))
+        tree_top = np.where(
+            kind == _SEG_TREES,
+            top + bump,
+            np.where((kind == _SEG_WALL) & (seg % 2 == 0), top + 3.0 + bump, 0),
+        )
         solid = (kind == _SEG_BUILDING) | (kind == _SEG_WALL)
         facade = solid & (y <= top)
         trees = ~facade & (y <= tree_top)
@@ -187,8 +232,16 @@ def _render_background(
         # Windows: only on buildings, every few metres, above the ground floor.
         win_z = np.mod(local, 3.2)
         win_y = np.mod(fy, 3.0)
-        window = (fkind == _SEG_BUILDING) & (fy > 3.0) & (fy < ftop - 1.0) & (win_z > 1.0) & (
-            win_z < 2.4) & (win_y > 0.9) & (win_y < 2.3) & (local > 1.0)
+        window = (
+            (fkind == _SEG_BUILDING)
+            & (fy > 3.0)
+            & (fy < ftop - 1.0)
+            & (win_z > 1.0)
+            & (win_z < 2.4)
+            & (win_y > 0.9)
+            & (win_y < 2.3)
+            & (local > 1.0)
+        )
         col[window] = np.array([55, 65, 80]) * (1 + 0.2 * fac_tex[window])[:, None]
         # Segment edges (a darker vertical seam) and a cap line on walls.
         edge = (local < 0.18) | ((fkind == _SEG_WALL) & (fy > ftop - 0.15))
@@ -248,11 +301,14 @@ def _render_background(
 
 def _project(street: _Street, x: float, y: float, z: float) -> tuple[float, float]:
     """Returns the image ``(u, v)`` of world point ``(x, y, z)`` (y up from the ground)."""
-    return street.centre + street.focal * x / z, street.horizon + street.focal * (CAMERA_HEIGHT - y) / z
+    return street.centre + street.focal * x / z, street.horizon + street.focal * (
+        CAMERA_HEIGHT - y
+    ) / z
 
 
-def _box(size: tuple[int, int], u0: float, u1: float, v0: float, v1: float
-         ) -> tuple[slice, slice] | None:
+def _box(
+    size: tuple[int, int], u0: float, u1: float, v0: float, v1: float
+) -> tuple[slice, slice] | None:
     h, w = size
     a, b = max(int(np.floor(v0)), 0), min(int(np.ceil(v1)), h)
     c, d = max(int(np.floor(u0)), 0), min(int(np.ceil(u1)), w)
@@ -261,8 +317,14 @@ def _box(size: tuple[int, int], u0: float, u1: float, v0: float, v1: float
     return slice(a, b), slice(c, d)
 
 
-def _paint(img: np.ndarray, mask: np.ndarray, box: tuple[slice, slice] | None, color: np.ndarray,
-           cls: int, where: np.ndarray | None = None) -> None:
+def _paint(
+    img: np.ndarray,
+    mask: np.ndarray,
+    box: tuple[slice, slice] | None,
+    color: np.ndarray,
+    cls: int,
+    where: np.ndarray | None = None,
+) -> None:
     if box is None:
         return
     if where is None:
@@ -273,8 +335,9 @@ def _paint(img: np.ndarray, mask: np.ndarray, box: tuple[slice, slice] | None, c
         mask[box][where] = cls
 
 
-def _draw_pole(img: np.ndarray, mask: np.ndarray, street: _Street, rng: np.random.Generator,
-               x: float, z: float) -> None:
+def _draw_pole(
+    img: np.ndarray, mask: np.ndarray, street: _Street, rng: np.random.Generator, x: float, z: float
+) -> None:
     """A pole 1-4 px wide, sometimes carrying a traffic sign."""
     size = mask.shape
     u, v_foot = _project(street, x, 0.0, z)
@@ -291,8 +354,12 @@ def _draw_pole(img: np.ndarray, mask: np.ndarray, street: _Street, rng: np.rando
         box = _box(size, u - half, u + half, v_sign - half, v_sign + half)
         if box is None:
             return
-        color = [np.array([220, 200, 20]), np.array([200, 40, 40]), np.array([40, 70, 190]),
-                 np.array([235, 235, 235])][rng.integers(0, 4)]
+        color = [
+            np.array([220, 200, 20]),
+            np.array([200, 40, 40]),
+            np.array([40, 70, 190]),
+            np.array([235, 235, 235]),
+        ][rng.integers(0, 4)]
         hh, ww = box[0].stop - box[0].start, box[1].stop - box[1].start
         yy, xx = np.mgrid[0:hh, 0:ww]
         shape = rng.integers(0, 3)
@@ -306,8 +373,9 @@ def _draw_pole(img: np.ndarray, mask: np.ndarray, street: _Street, rng: np.rando
         _paint(img, mask, box, color * rng.uniform(0.85, 1.1), SIGN, where)
 
 
-def _draw_person(img: np.ndarray, mask: np.ndarray, street: _Street, rng: np.random.Generator,
-                 x: float, z: float) -> None:
+def _draw_person(
+    img: np.ndarray, mask: np.ndarray, street: _Street, rng: np.random.Generator, x: float, z: float
+) -> None:
     """A person: a head disc over a torso and legs, in random clothes."""
     size = mask.shape
     height = rng.uniform(1.55, 1.9)
@@ -318,10 +386,20 @@ def _draw_person(img: np.ndarray, mask: np.ndarray, street: _Street, rng: np.ran
     shirt = rng.uniform(20, 230, 3)
     trousers = rng.uniform(20, 120, 3)
     skin = np.array([200, 160, 130]) * rng.uniform(0.6, 1.1)
-    _paint(img, mask, _box(size, u - half, u + half, v_head + 0.25 * px, v_foot - 0.85 * px),
-           shirt, PERSON)
-    _paint(img, mask, _box(size, u - half * 0.8, u + half * 0.8, v_foot - 0.85 * px, v_foot),
-           trousers, PERSON)
+    _paint(
+        img,
+        mask,
+        _box(size, u - half, u + half, v_head + 0.25 * px, v_foot - 0.85 * px),
+        shirt,
+        PERSON,
+    )
+    _paint(
+        img,
+        mask,
+        _box(size, u - half * 0.8, u + half * 0.8, v_foot - 0.85 * px, v_foot),
+        trousers,
+        PERSON,
+    )
     r = max(0.12 * px, 0.6)
     box = _box(size, u - r, u + r, v_head, v_head + 2 * r)
     if box is not None:
@@ -332,24 +410,62 @@ def _draw_person(img: np.ndarray, mask: np.ndarray, street: _Street, rng: np.ran
         _paint(img, mask, box, skin, PERSON, where)
 
 
-def _draw_car(img: np.ndarray, mask: np.ndarray, street: _Street, rng: np.random.Generator,
-              x: float, z: float) -> None:
+def _draw_car(
+    img: np.ndarray, mask: np.ndarray, street: _Street, rng: np.random.Generator, x: float, z: float
+) -> None:
     """A car seen from behind: body, a darker window band, wheels and lights."""
     size = mask.shape
     width, height = rng.uniform(1.7, 2.0), rng.uniform(1.4, 1.7)
     u0, v_foot = _project(street, x - width / 2, 0.0, z)
     u1, v_top = _project(street, x + width / 2, height, z)
     body = rng.uniform(20, 230, 3)
-    _paint(img, mask, _box(size, u0, u1, v_top + 0.35 * (v_foot - v_top), v_foot - 0.12 * (v_foot - v_top)),
-           body, CAR)
-    _paint(img, mask, _box(size, u0 + 0.12 * (u1 - u0), u1 - 0.12 * (u1 - u0), v_top,
-                           v_top + 0.38 * (v_foot - v_top)), body * 0.45 + 20, CAR)
+    _paint(
+        img,
+        mask,
+        _box(size, u0, u1, v_top + 0.35 * (v_foot - v_top), v_foot - 0.12 * (v_foot - v_top)),
+        body,
+        CAR,
+    )
+    _paint(
+        img,
+        mask,
+        _box(
+            size,
+            u0 + 0.12 * (u1 - u0),
+            u1 - 0.12 * (u1 - u0),
+            v_top,
+            v_top + 0.38 * (v_foot - v_top),
+        ),
+        body * 0.45 + 20,
+        CAR,
+    )
     for a, b in ((0.05, 0.25), (0.75, 0.95)):
-        _paint(img, mask, _box(size, u0 + a * (u1 - u0), u0 + b * (u1 - u0),
-                               v_foot - 0.14 * (v_foot - v_top), v_foot), np.array([25, 25, 25]), CAR)
-        _paint(img, mask, _box(size, u0 + a * (u1 - u0), u0 + b * (u1 - u0),
-                               v_top + 0.45 * (v_foot - v_top), v_top + 0.55 * (v_foot - v_top)),
-               np.array([200, 30, 30]), CAR)
+        _paint(
+            img,
+            mask,
+            _box(
+                size,
+                u0 + a * (u1 - u0),
+                u0 + b * (u1 - u0),
+                v_foot - 0.14 * (v_foot - v_top),
+                v_foot,
+            ),
+            np.array([25, 25, 25]),
+            CAR,
+        )
+        _paint(
+            img,
+            mask,
+            _box(
+                size,
+                u0 + a * (u1 - u0),
+                u0 + b * (u1 - u0),
+                v_top + 0.45 * (v_foot - v_top),
+                v_top + 0.55 * (v_foot - v_top),
+            ),
+            np.array([200, 30, 30]),
+            CAR,
+        )
 
 
 def _objects(street: _Street, rng: np.random.Generator) -> list[tuple[float, str, float]]:
@@ -361,8 +477,13 @@ def _objects(street: _Street, rng: np.random.Generator) -> list[tuple[float, str
             items.append((z, "pole", sign * (street.road + rng.uniform(0.3, 0.7))))
             z += rng.uniform(9, 25)
         for _ in range(rng.integers(2, 8)):  # people on the sidewalk
-            items.append((rng.uniform(7, 70), "person",
-                          sign * (street.road + rng.uniform(0.5, street.sidewalk - 0.3))))
+            items.append(
+                (
+                    rng.uniform(7, 70),
+                    "person",
+                    sign * (street.road + rng.uniform(0.5, street.sidewalk - 0.3)),
+                )
+            )
     for _ in range(rng.integers(2, 6)):  # cars in lanes or parked
         lane = rng.choice([-0.7, -0.25, 0.25, 0.7]) * street.road * 1.1
         items.append((rng.uniform(8, 80), "car", float(lane)))
@@ -371,8 +492,9 @@ def _objects(street: _Street, rng: np.random.Generator) -> list[tuple[float, str
     return sorted(items, key=lambda item: -item[0])
 
 
-def generate_scene(index: int, seed: int = 0, size: tuple[int, int] = (512, 1024),
-                   split: str = "train") -> SegmentationSample:
+def generate_scene(
+    index: int, seed: int = 0, size: tuple[int, int] = (512, 1024), split: str = "train"
+) -> SegmentationSample:
     """Returns scene ``index`` as a :class:`SegmentationSample` (same arguments, same scene).
 
     Args:
@@ -405,7 +527,7 @@ def generate_scene(index: int, seed: int = 0, size: tuple[int, int] = (512, 1024
     # Lighting: a smooth gradient across the image, a global exposure, sensor noise.
     v, u = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * (u / w - 0.5) + np.sin(angle) * (v / h - 0.5))
+    ramp = np.cos(angle) * (u / w - 0.5) + np.sin(angle) * (v / h - 0.5)
     light = rng.uniform(0.75, 1.15) * (1 + rng.uniform(0.1, 0.35) * ramp)
     img = img * light[..., None] + rng.normal(0, 2.5, (h, w, 1)).astype(np.float32)
     image = np.clip(img, 0, 255).astype(np.uint8)
@@ -419,8 +541,13 @@ class SynthScapes(Sequence[SegmentationSample]):
     never share a scene while ``length <= VAL_OFFSET``.
     """
 
-    def __init__(self, split: str = "val", length: int = 100, size: tuple[int, int] = (512, 1024),
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        split: str = "val",
+        length: int = 100,
+        size: tuple[int, int] = (512, 1024),
+        seed: int = 0,
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if not 0 < length <= VAL_OFFSET:
@@ -459,8 +586,13 @@ class SynthScapes(Sequence[SegmentationSample]):
             yield self[i]
 
 
-def write_samples(out_dir: str | Path, count: int = 8, size: tuple[int, int] = (512, 1024),
-                  seed: int = 0, colors: int = 256) -> list[Path]:
+def write_samples(
+    out_dir: str | Path,
+    count: int = 8,
+    size: tuple[int, int] = (512, 1024),
+    seed: int = 0,
+    colors: int = 64,
+) -> list[Path]:
     """Writes the first ``count`` val scenes as ``<stem>.png`` + palette ``<stem>_mask.png``.
 
     The image is stored with an adaptive palette of ``colors`` colours (0: full RGB) so that a
@@ -478,8 +610,9 @@ def write_samples(out_dir: str | Path, count: int = 8, size: tuple[int, int] = (
         stem = f"synthscapes_val_{i:03d}"
         image = Image.fromarray(sample.image)
         if colors:
-            image = image.quantize(colors, method=Image.Quantize.MEDIANCUT,
-                                   dither=Image.Dither.NONE)
+            image = image.quantize(
+                colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+            )
         image.save(out / f"{stem}.png", optimize=True)
         mask = Image.fromarray(sample.mask.astype(np.uint8), mode="P")
         mask.putpalette(CITYSCAPES.flat_palette())
@@ -500,7 +633,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=_size, default=(512, 1024), help="HxW")
-    parser.add_argument("--colors", type=int, default=256, help="palette size, 0 for RGB")
+    parser.add_argument("--colors", type=int, default=64, help="palette size, 0 for RGB")
     args = parser.parse_args(argv)
     for path in write_samples(args.write_samples, args.count, args.size, args.seed, args.colors):
         print(path)

@@ -13,8 +13,11 @@ from hmsa_core.train.loop import train
 def command_line(argv: list[str]) -> str:
     """Returns the command that reproduces this run (``torchrun`` form under torchrun)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    prefix = (f"torchrun --nproc_per_node {world} -m hmsa_core.train" if world > 1
-              else "python -m hmsa_core.train")
+    prefix = (
+        f"torchrun --nproc_per_node {world} -m hmsa_core.train"
+        if world > 1
+        else "python -m hmsa_core.train"
+    )
     return f"{prefix} {shlex.join(argv)}".strip()
 
 

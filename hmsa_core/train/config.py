@@ -39,6 +39,9 @@ class TrainConfig:
         resume: continue from ``out/checkpoint.pt`` when it exists.
         threads: torch intra-op threads per process.
         data_seed: the SynthScapes dataset seed.
+        stop_after: stop (checkpointed) once this many steps are done, to train in chunks on
+            a shared machine and ``resume`` later; 0 runs to ``steps``. The schedule always
+            follows ``steps``.
     """
 
     arch: str = "lite"
@@ -65,6 +68,7 @@ class TrainConfig:
     resume: bool = False
     threads: int = 2
     data_seed: int = 0
+    stop_after: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -127,10 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=d.out)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--export", type=Path, default=None,
-                   help="also copy the final .safetensors weights to this path")
-    p.add_argument("--no-cost", action="store_true",
-                   help="skip measuring the explicit/HMSA per-step cost ratio at start")
+    p.add_argument("--stop-after", type=int, default=d.stop_after,
+                   help="stop (checkpointed) after this many steps; resume later")
+    p.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="also copy the final .safetensors weights to this path",
+    )
+    p.add_argument(
+        "--no-cost",
+        action="store_true",
+        help="skip measuring the explicit/HMSA per-step cost ratio at start",
+    )
     return p
 
 
@@ -143,11 +156,27 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if not isinstance(hparams, dict):
         raise ValueError("--hparams must be a JSON object")
     return TrainConfig(
-        arch=args.arch, hparams=hparams, scene_size=tuple(args.scene_size),
-        train_scenes=args.train_scenes, val_scenes=args.val_scenes, crop=tuple(args.crop),
-        batch=args.batch, steps=args.steps, lr=args.lr, poly_power=args.poly_power,
-        momentum=args.momentum, weight_decay=args.weight_decay, scale_min=args.scale_min,
-        scale_max=args.scale_max, jitter=args.jitter, val_every=args.val_every,
-        ckpt_every=args.ckpt_every, seed=args.seed, out=args.out, resume=args.resume,
-        threads=args.threads, data_seed=args.data_seed,
+        arch=args.arch,
+        hparams=hparams,
+        scene_size=tuple(args.scene_size),
+        train_scenes=args.train_scenes,
+        val_scenes=args.val_scenes,
+        crop=tuple(args.crop),
+        batch=args.batch,
+        steps=args.steps,
+        lr=args.lr,
+        poly_power=args.poly_power,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        scale_min=args.scale_min,
+        scale_max=args.scale_max,
+        jitter=args.jitter,
+        val_every=args.val_every,
+        ckpt_every=args.ckpt_every,
+        seed=args.seed,
+        out=args.out,
+        resume=args.resume,
+        threads=args.threads,
+        data_seed=args.data_seed,
+        stop_after=args.stop_after,
     )

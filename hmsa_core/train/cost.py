@@ -77,19 +77,12 @@ class RecipeComparison:
         )
 
 
-def measure_step_cost(
-    arch: str,
-    hparams: dict,
-    crop: tuple[int, int],
-    batch: int,
-    device: torch.device | str = "cpu",
-    repeats: int = 3,
-    seed: int = 0,
-) -> StepCost:
-    """Returns the :class:`StepCost` of one training step of ``arch`` on random data."""
+def _step_runner(
+    arch: str, hparams: dict, crop: tuple[int, int], batch: int, device: torch.device, seed: int
+):  # type: ignore[no-untyped-def]
+    """Returns ``(model, step scales, run)``: ``run()`` does one forward + backward."""
     from hmsa_core.train.loop import StepModule
 
-    device = torch.device(device)
     torch.manual_seed(seed)
     model = build(arch, **hparams).to(device).train()
     step = StepModule(model)
@@ -101,44 +94,98 @@ def measure_step_cost(
         model.zero_grad(set_to_none=True)
         total, _, _ = step(x, target)
         total.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
-    run()  # warm-up
+    return model, step.scales, run
+
+
+def _count(model: torch.nn.Module, run, device: torch.device) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Returns ``(flops, peak bytes)`` of one ``run()``."""
     counter = FlopCounterMode(display=False)
     live = LiveBytesMode()
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     with counter, live:
         run()
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
         peak = int(torch.cuda.max_memory_allocated(device))
     else:
         peak = int(live.peak) + 3 * param_bytes(model)  # + grads + momentum
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return StepCost(arch, step.scales, batch, tuple(crop), int(counter.get_total_flops()), peak,
-                    float(sorted(times)[len(times) // 2]))
+    return int(counter.get_total_flops()), peak
+
+
+def _timed(run) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def measure_step_cost(
+    arch: str,
+    hparams: dict,
+    crop: tuple[int, int],
+    batch: int,
+    device: torch.device | str = "cpu",
+    repeats: int = 3,
+    seed: int = 0,
+) -> StepCost:
+    """Returns the :class:`StepCost` of one training step of ``arch`` on random data.
+
+    ``seconds`` is the fastest of ``repeats`` timed steps (the least disturbed by other load).
+    """
+    device = torch.device(device)
+    model, scales, run = _step_runner(arch, hparams, crop, batch, device, seed)
+    run()  # warm-up
+    flops, peak = _count(model, run, device)
+    seconds = min(_timed(run) for _ in range(repeats))
+    return StepCost(arch, scales, batch, tuple(crop), flops, peak, seconds)
 
 
 def compare_recipes(
-    hparams: dict, crop: tuple[int, int], batch: int, device: torch.device | str = "cpu",
-    repeats: int = 3,
+    hparams: dict,
+    crop: tuple[int, int],
+    batch: int,
+    device: torch.device | str = "cpu",
+    repeats: int = 4,
 ) -> RecipeComparison:
     """Returns the :class:`RecipeComparison` of ``explicit_lite`` vs ``lite`` at this batch/crop.
 
     ``hparams`` are the shared :class:`~hmsa_core.models.lite.LiteConfig` fields
-    (``train_scales`` applies to the explicit model only).
+    (``train_scales`` applies to the explicit model only). Timed steps of the two recipes
+    alternate and each keeps its fastest, so background load affects both alike.
     """
+    device = torch.device(device)
     shared = {k: v for k, v in hparams.items() if k != "train_scales"}
-    hmsa = measure_step_cost("lite", shared, crop, batch, device, repeats)
-    explicit = measure_step_cost("explicit_lite", dict(hparams), crop, batch, device, repeats)
+    runners = {
+        "lite": _step_runner("lite", shared, crop, batch, device, 0),
+        "explicit_lite": _step_runner("explicit_lite", dict(hparams), crop, batch, device, 0),
+    }
+    counts, times = {}, {}
+    for arch, (model, _, run) in runners.items():
+        run()  # warm-up
+        counts[arch] = _count(model, run, device)
+        times[arch] = []
+    for _ in range(repeats):
+        for arch, (_, _, run) in runners.items():
+            times[arch].append(_timed(run))
+    costs = {
+        arch: StepCost(
+            arch,
+            runners[arch][1],
+            batch,
+            tuple(crop),
+            counts[arch][0],
+            counts[arch][1],
+            min(times[arch]),
+        )
+        for arch in runners
+    }
+    hmsa, explicit = costs["lite"], costs["explicit_lite"]
     return RecipeComparison(
-        hmsa, explicit, explicit.flops / hmsa.flops, explicit.peak_bytes / hmsa.peak_bytes,
+        hmsa,
+        explicit,
+        explicit.flops / hmsa.flops,
+        explicit.peak_bytes / hmsa.peak_bytes,
         explicit.seconds / hmsa.seconds,
     )

@@ -76,8 +76,9 @@ def evaluate_rows(
         size = tuple(sample.image.shape[:2])
         for (_, cascade, method), cm in zip(rows, matrices):
             with torch.no_grad():
-                merged = merge({s: per_scale[s] for s in cascade}, method, output_size=size,
-                               model=model)
+                merged = merge(
+                    {s: per_scale[s] for s in cascade}, method, output_size=size, model=model
+                )
             cm.update(merged.logits[0].argmax(0), sample.mask)
     return [RowScores(n, c, m, cm.scores()) for (n, c, m), cm in zip(rows, matrices)]
 
@@ -100,7 +101,9 @@ def check_claims(rows: Sequence[RowScores], class_names: Sequence[str]) -> dict[
     """Returns whether each claim of the reproduction holds on these rows (by row name)."""
     by = {r.name: r.scores for r in rows}
     idx = {n: i for i, n in enumerate(class_names)}
-    large = [idx[n] for n in ("road", "sidewalk", "building", "wall", "vegetation", "terrain", "sky")]
+    large = [
+        idx[n] for n in ("road", "sidewalk", "building", "wall", "vegetation", "terrain", "sky")
+    ]
     thin = [idx[n] for n in ("pole", "traffic sign", "person")]
     s05, s1, s2 = by["single 0.5"].iou, by["single 1.0"].iou, by["single 2.0"].iou
     hmsa = by["HMSA (0.5, 1, 2)"].miou
@@ -108,10 +111,12 @@ def check_claims(rows: Sequence[RowScores], class_names: Sequence[str]) -> dict[
     return {
         "0.5 beats 1.0 on >= 2 large classes": int(sum(s05[i] > s1[i] for i in large)) >= 2,
         "1.0 or 2.0 beats 0.5 on >= 2 thin classes": int(
-            sum(max(s1[i], s2[i]) > s05[i] for i in thin)) >= 2,
+            sum(max(s1[i], s2[i]) > s05[i] for i in thin)
+        )
+        >= 2,
         "HMSA (0.5,1,2) beats single scales, mean and max": all(hmsa > by[o].miou for o in others),
-        "HMSA generalises beyond (0.5, 1)": max(
-            hmsa, by["HMSA (0.25, 0.5, 1, 2)"].miou) >= by["HMSA (0.5, 1)"].miou,
+        "HMSA generalises beyond (0.5, 1)": max(hmsa, by["HMSA (0.25, 0.5, 1, 2)"].miou)
+        >= by["HMSA (0.5, 1)"].miou,
     }
 
 
@@ -144,10 +149,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{'OK  ' if ok else 'FAIL'} {claim}")
     print(f"evaluated {len(data)} images in {time.perf_counter() - start:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({
-            "rows": {r.name: r.scores.as_dict(model.labels) for r in rows},
-            "claims": claims,
-        }, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": {r.name: r.scores.as_dict(model.labels) for r in rows},
+                    "claims": claims,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

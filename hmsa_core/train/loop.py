@@ -36,8 +36,9 @@ class StepModule(nn.Module):
     DistributedDataParallel see a single forward per backward.
     """
 
-    def __init__(self, model: MultiScaleSegmenter, aux_weight: float = 0.4,
-                 scale_weight: float = 0.05) -> None:
+    def __init__(
+        self, model: MultiScaleSegmenter, aux_weight: float = 0.4, scale_weight: float = 0.05
+    ) -> None:
         super().__init__()
         self.model = model
         self.explicit = isinstance(model, ExplicitMerger)
@@ -46,13 +47,16 @@ class StepModule(nn.Module):
         elif model.has_attention:
             self.scales = HMSA_TRAIN_SCALES
         else:
-            raise ValueError(f"architecture {model.arch!r} has neither scale attention nor an "
-                             "explicit-attention head: nothing to train multi-scale")
+            raise ValueError(
+                f"architecture {model.arch!r} has neither scale attention nor an "
+                "explicit-attention head: nothing to train multi-scale"
+            )
         self.aux_weight = aux_weight
         self.scale_weight = scale_weight
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns ``(total loss, main loss, merged logits (B, C, h, w) detached)``.
 
         ``x`` is the normalised ``(B, 3, h, w)`` crop, ``target`` its ``(B, h, w)`` ids.
@@ -83,8 +87,9 @@ class SceneBank:
         return int(self.images.shape[0])
 
 
-def load_scenes(indices: list[int], size: tuple[int, int], seed: int, progress: bool = False
-                ) -> SceneBank:
+def load_scenes(
+    indices: list[int], size: tuple[int, int], seed: int, progress: bool = False
+) -> SceneBank:
     """Returns the :class:`SceneBank` of the SynthScapes train scenes ``indices``."""
     images = torch.empty((len(indices), *size, 3), dtype=torch.uint8)
     masks = torch.empty((len(indices), *size), dtype=torch.uint8)
@@ -95,8 +100,9 @@ def load_scenes(indices: list[int], size: tuple[int, int], seed: int, progress: 
     return SceneBank(images, masks)
 
 
-def make_batch(bank: SceneBank, step: int, batch: int, params: AugmentParams, seed: int,
-               rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(
+    bank: SceneBank, step: int, batch: int, params: AugmentParams, seed: int, rank: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns ``((B, 3, h, w) RGB in [0, 1], (B, h, w) int64 ids)`` for ``step`` on ``rank``.
 
     The draw depends only on ``(seed, rank, step)``, so a resumed run sees the same batches.
@@ -112,8 +118,13 @@ def poly_lr(base: float, step: int, steps: int, power: float) -> float:
     return base * (1 - min(step, steps) / steps) ** power
 
 
-def train_step(step_module: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               target: torch.Tensor, lr: float) -> float:
+def train_step(
+    step_module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    lr: float,
+) -> float:
     """Runs one SGD step at learning rate ``lr``; returns the total loss before the update."""
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -126,17 +137,26 @@ def train_step(step_module: nn.Module, optimizer: torch.optim.Optimizer, x: torc
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     """Returns SGD with the config's momentum and weight decay."""
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
 
 
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                    cfg: TrainConfig) -> None:
+def save_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, cfg: TrainConfig
+) -> None:
     """Writes model, optimiser, step and config (plain tensors and dicts) atomically to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "config": cfg.to_json()}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "config": cfg.to_json(),
+        },
+        tmp,
+    )
     os.replace(tmp, path)
 
 
@@ -180,8 +200,10 @@ def _val_rows(model: MultiScaleSegmenter) -> list[tuple[str, tuple[float, ...], 
     if isinstance(model, ExplicitMerger):
         scales = tuple(model.train_scales)  # type: ignore[attr-defined]
         return [(f"explicit {scales}", scales, "explicit")]
-    return [("HMSA (0.5, 1)", (0.5, 1.0), "hierarchical"),
-            ("HMSA (0.5, 1, 2)", (0.5, 1.0, 2.0), "hierarchical")]
+    return [
+        ("HMSA (0.5, 1)", (0.5, 1.0), "hierarchical"),
+        ("HMSA (0.5, 1, 2)", (0.5, 1.0, 2.0), "hierarchical"),
+    ]
 
 
 def validate(model: MultiScaleSegmenter, cfg: TrainConfig, final: bool = False) -> dict:
@@ -199,8 +221,9 @@ def validate(model: MultiScaleSegmenter, cfg: TrainConfig, final: bool = False) 
     return {r.name: r.scores.as_dict(model.labels) for r in scored}
 
 
-def train(cfg: TrainConfig, command: str = "", measure_cost: bool = True,
-          export: Path | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig, command: str = "", measure_cost: bool = True, export: Path | None = None
+) -> TrainResult:
     """Trains ``cfg.arch`` on SynthScapes and returns the :class:`TrainResult`.
 
     Under torchrun every rank trains on its shard of the scenes with DDP; rank 0 validates,
@@ -214,8 +237,13 @@ def train(cfg: TrainConfig, command: str = "", measure_cost: bool = True,
         dist_utils.cleanup(info)
 
 
-def _train(cfg: TrainConfig, info: dist_utils.DistInfo, command: str, measure_cost: bool,
-           export: Path | None) -> TrainResult:
+def _train(
+    cfg: TrainConfig,
+    info: dist_utils.DistInfo,
+    command: str,
+    measure_cost: bool,
+    export: Path | None,
+) -> TrainResult:
     torch.set_num_threads(cfg.threads)
     if cfg.batch % info.world_size:
         raise ValueError(f"batch {cfg.batch} does not split over {info.world_size} processes")
@@ -245,8 +273,10 @@ def _train(cfg: TrainConfig, info: dist_utils.DistInfo, command: str, measure_co
         runner = DistributedDataParallel(
             step_module, device_ids=[info.local_rank] if info.device.type == "cuda" else None
         )
-    log(f"{cfg.arch}: {model.parameter_count():,} parameters, scales {step_module.scales}, "
-        f"{info.world_size} process(es), batch {cfg.batch}, crop {cfg.crop}")
+    log(
+        f"{cfg.arch}: {model.parameter_count():,} parameters, scales {step_module.scales}, "
+        f"{info.world_size} process(es), batch {cfg.batch}, crop {cfg.crop}"
+    )
 
     shard = dist_utils.shard(list(range(cfg.train_scenes)), info.rank, info.world_size)
     bank = load_scenes(shard, cfg.scene_size, cfg.data_seed, progress=info.is_main)
@@ -255,10 +285,19 @@ def _train(cfg: TrainConfig, info: dist_utils.DistInfo, command: str, measure_co
     std = torch.tensor(model.std).view(1, 3, 1, 1)
 
     result = TrainResult(start_step=start, steps=start, checkpoint=ckpt, cost=cost)
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not info.is_main,
-               desc=cfg.arch, mininterval=5.0)
+    bar = tqdm(
+        range(start, cfg.steps),
+        initial=start,
+        total=cfg.steps,
+        disable=not info.is_main,
+        desc=cfg.arch,
+        mininterval=5.0,
+    )
     t0 = time.perf_counter()
+    end = min(cfg.steps, cfg.stop_after) if cfg.stop_after > 0 else cfg.steps
     for step in bar:
+        if step >= end:
+            break
         rgb, target = make_batch(bank, step, local_batch, params, cfg.seed, info.rank)
         x = ((rgb - mean) / std).to(info.device)
         lr = poly_lr(cfg.lr, step, cfg.steps, cfg.poly_power)
@@ -266,7 +305,7 @@ def _train(cfg: TrainConfig, info: dist_utils.DistInfo, command: str, measure_co
         result.losses.append(loss)
         result.steps = step + 1
         bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
-        last = step + 1 == cfg.steps
+        last = step + 1 == end
         if (step + 1) % cfg.ckpt_every == 0 or last:
             dist_utils.broadcast_module(model, info)
             if info.is_main:
@@ -274,7 +313,9 @@ def _train(cfg: TrainConfig, info: dist_utils.DistInfo, command: str, measure_co
         if cfg.val_every and (step + 1) % cfg.val_every == 0 and not last:
             if info.is_main:
                 scores = validate(model, cfg)
-                log(f"step {step + 1}: val {json.dumps({k: round(v['miou'], 4) for k, v in scores.items()})}")
+                log(
+                    f"step {step + 1}: val {json.dumps({k: round(v['miou'], 4) for k, v in scores.items()})}"
+                )
             dist_utils.barrier(info)
     result.seconds = time.perf_counter() - t0
     bar.close()
@@ -290,17 +331,31 @@ def _train(cfg: TrainConfig, info: dist_utils.DistInfo, command: str, measure_co
             "val": result.val,
             "val_images": cfg.val_scenes,
             "val_scene_size": list(cfg.scene_size),
-            "train": {"steps": result.steps, "seconds": round(result.seconds, 1),
-                      "seconds_per_step": round(result.seconds / max(steps_run, 1), 3),
-                      "world_size": info.world_size, "scales": list(step_module.scales),
-                      "final_loss": result.losses[-1] if result.losses else None},
+            "train": {
+                "steps": result.steps,
+                "seconds": round(result.seconds, 1),
+                "seconds_per_step": round(result.seconds / max(steps_run, 1), 3),
+                "world_size": info.world_size,
+                "scales": list(step_module.scales),
+                "final_loss": result.losses[-1] if result.losses else None,
+            },
             "train_cost": cost,
         }
-        result.weights = save_native(model.eval(), cfg.out / WEIGHTS_NAME, train_command=command,
-                                     metrics=metrics, extra={"config": json.loads(cfg.to_json())})
+        result.weights = save_native(
+            model.eval(),
+            cfg.out / WEIGHTS_NAME,
+            train_command=command,
+            metrics=metrics,
+            extra={"config": json.loads(cfg.to_json())},
+        )
         if export is not None:
-            save_native(model, export, train_command=command, metrics=metrics,
-                        extra={"config": json.loads(cfg.to_json())})
+            save_native(
+                model,
+                export,
+                train_command=command,
+                metrics=metrics,
+                extra={"config": json.loads(cfg.to_json())},
+            )
             log(f"exported {export}")
         log(f"wrote {result.weights}")
     dist_utils.barrier(info)

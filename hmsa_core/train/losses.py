@@ -53,7 +53,8 @@ def hmsa_loss(
     if all(o.aux_logits is not None for o in outputs.values()):
         aux = {s: o.aux_logits for s, o in outputs.items()}
         total = total + aux_weight * cross_entropy(
-            resize(hierarchical_logits(aux, attention), size), target  # type: ignore[arg-type]
+            resize(hierarchical_logits(aux, attention), size),
+            target,  # type: ignore[arg-type]
         )
     for out in outputs.values():
         total = total + scale_weight * cross_entropy(resize(out.logits, size), target)

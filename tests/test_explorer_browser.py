@@ -1,0 +1,146 @@
+"""The Streamlit explorer in a real browser: `streamlit run app/explorer.py` on 127.0.0.1 driven
+by Debian chromium through playwright. Uploads a PNG and its mask through the real file inputs,
+changes the cascade, and checks the per-scale attention images and the IoU table render."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hmsa_core.data.synthscapes import generate_scene, write_samples
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = 60_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    samples = tmp_path / "samples"
+    write_samples(samples, count=1, size=(64, 128))
+    port = _free_port()
+    env = dict(
+        os.environ,
+        HMSA_SAMPLES_DIR=str(samples),
+        HMSA_MODELS_DIR=str(tmp_path / "models"),
+        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
+    )
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", "app/explorer.py",
+            "--server.headless", "true",
+            "--server.port", str(port),
+            "--server.address", "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+def test_upload_change_cascade_and_see_attention_and_iou(server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    scene = generate_scene(11, seed=2, size=(96, 192))
+    image_path = tmp_path / "street.png"
+    mask_path = tmp_path / "street_mask.png"
+    Image.fromarray(scene.image).save(image_path)
+    Image.fromarray(scene.mask.astype(np.uint8)).save(mask_path)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.goto(server)
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_test_id("stRadioGroup").get_by_text("Upload", exact=True).click()
+            uploaders = sidebar.get_by_test_id("stFileUploader")
+            expect(uploaders).to_have_count(2, timeout=WAIT_MS)
+            uploaders.nth(0).locator("input[type=file]").set_input_files(image_path)
+            expect(sidebar.get_by_text("Input: 192 x 96 px")).to_be_visible(timeout=WAIT_MS)
+            uploaders.nth(1).locator("input[type=file]").set_input_files(mask_path)
+            main = page.get_by_test_id("stMain")
+            expect(main.get_by_text("Per-scale time", exact=False)).to_be_visible(timeout=WAIT_MS)
+
+            sidebar.get_by_role("button", name="0.75", exact=True).click()
+            expect(sidebar.get_by_text("Cascade: (0.5, 0.75, 1, 2)")).to_be_visible(timeout=WAIT_MS)
+            expect(main.get_by_text("0.75: ", exact=False)).to_be_visible(timeout=WAIT_MS)
+
+            main.get_by_role("tab", name="Per-scale").click()
+            panel = main.get_by_role("tabpanel").filter(visible=True)
+            figure = panel.locator(".js-plotly-plot")
+            expect(figure).to_have_count(1, timeout=WAIT_MS)
+            expect(figure.locator("text", has_text="attention a @ 0.75")).to_have_count(1)
+            expect(figure.locator("text", has_text="effective weight @ 0.75")).to_have_count(1)
+            # input, prediction, attention and weight panels for each of the 4 scales
+            assert figure.locator("svg image").count() >= 4 * 4
+            page.screenshot(path=str(tmp_path / "explorer_per_scale.png"))
+
+            main.get_by_role("tab", name="IoU").click()
+            panel = main.get_by_role("tabpanel").filter(visible=True)
+            expect(panel.get_by_text("Per-class IoU (%)")).to_be_visible(timeout=WAIT_MS)
+            expect(panel.get_by_test_id("stDataFrame")).to_be_visible(timeout=WAIT_MS)
+            expect(panel.locator(".js-plotly-plot")).to_have_count(1, timeout=WAIT_MS)
+            assert not main.get_by_test_id("stException").count()
+            assert not main.get_by_test_id("stAlertContentError").count()
+            page.screenshot(path=str(tmp_path / "explorer_iou.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "explorer_iou.png").stat().st_size > 10_000

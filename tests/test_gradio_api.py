@@ -1,0 +1,226 @@
+"""The Gradio app's ``/segment`` API, called over real HTTP with ``gradio_client``.
+
+The app runs in-process on 127.0.0.1; requests use a bundled sample (or SynthScapes scenes
+written for the test when the samples are not generated yet) and an uploaded PNG.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gradio_client = pytest.importorskip("gradio_client")
+
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from app import common  # noqa: E402
+from app.gradio_app import build_app, concurrency_limit, launch  # noqa: E402
+from hmsa_core.labels import CITYSCAPES  # noqa: E402
+from hmsa_core.models.base import scaled_size  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+MAX_SIDE = 256
+
+
+def free_port() -> int:
+    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def samples_for_test(folder: Path) -> list[common.Sample]:
+    """Returns the bundled samples, or two small SynthScapes scenes written to ``folder``."""
+    samples = common.list_samples()
+    if samples:
+        return samples
+    from hmsa_core.data.synthscapes import write_samples
+
+    write_samples(folder, count=2, size=(128, 256))
+    return common.list_samples(folder)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, list, Path]]:
+    """Yields ``(client, samples, scratch folder)`` for an app served on 127.0.0.1."""
+    scratch = tmp_path_factory.mktemp("gradio_api")
+    samples = samples_for_test(scratch / "samples")
+    demo = build_app(samples_dir=samples[0].image_path.parent)
+    url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(url, verbose=False, download_files=str(scratch / "downloads"))
+        yield client, samples, scratch
+    finally:
+        demo.close()
+
+
+def read_png(path: str) -> tuple[np.ndarray, str]:
+    """Returns ``(pixel values (H, W), PIL mode)`` of a PNG file."""
+    with Image.open(path) as img:
+        return np.asarray(img), img.mode
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """Returns a small PNG file whose header declares ``width`` x ``height`` RGB pixels."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = zlib.compress(b"\x00" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+def expected_size(image_path: Path, max_side: int) -> tuple[int, int]:
+    """Returns the ``(H, W)`` the app feeds the model for an image file."""
+    with Image.open(image_path) as img:
+        w, h = img.size
+    return common.fitted_size((h, w), max_side)
+
+
+def test_segment_returns_indexed_mask_and_per_scale_data_for_a_sample(served) -> None:
+    client, samples, _ = served
+    sample = samples[0]
+    png, data = client.predict(
+        image=handle_file(str(sample.image_path)),
+        scales=[0.5, 1.0, 2.0],
+        method="hierarchical",
+        max_side=MAX_SIDE,
+        api_name="/segment",
+    )
+    size = expected_size(sample.image_path, MAX_SIDE)
+    mask, mode = read_png(png)
+    assert mode == "P"
+    assert mask.shape == size
+    ids = sorted(int(i) for i in np.unique(mask))
+    assert ids == [c["id"] for c in data["classes_present"]]
+    assert all(0 <= i < CITYSCAPES.num_classes for i in ids)
+    assert [c["name"] for c in data["classes_present"]] == [CITYSCAPES.names[i] for i in ids]
+    assert data["image_size"] == list(size)
+    assert data["scales"] == [0.5, 1.0, 2.0]
+    assert [p["scale"] for p in data["per_scale"]] == [0.5, 1.0, 2.0]
+    for entry in data["per_scale"]:
+        assert entry["input_size"] == list(scaled_size(size, entry["scale"]))
+        assert entry["gflops"] > 0
+        assert 0.0 < entry["mean_attention"] < 1.0
+    flops = [p["gflops"] for p in data["per_scale"]]
+    assert flops == sorted(flops)  # larger inputs cost more
+    assert sum(p["mean_weight"] for p in data["per_scale"]) == pytest.approx(1.0, abs=1e-4)
+    assert "miou" not in data
+
+
+def test_a_repeated_image_is_served_from_the_shared_scale_cache(served, tmp_path: Path) -> None:
+    client, _, _ = served
+    rng = np.random.default_rng(7)
+    path = tmp_path / "cache_probe.png"
+    Image.fromarray((rng.random((40, 72, 3)) * 255).astype(np.uint8)).save(path)
+    _, first = client.predict(image=handle_file(str(path)), scales="0.5, 1", api_name="/segment")
+    _, second = client.predict(image=handle_file(str(path)), scales="1, 2", api_name="/segment")
+    assert [p["cached"] for p in first["per_scale"]] == [False, False]
+    assert [p["cached"] for p in second["per_scale"]] == [True, False]
+
+
+def test_segment_scores_an_uploaded_png_against_its_mask(served, tmp_path: Path) -> None:
+    client, _, _ = served
+    rng = np.random.default_rng(0)
+    h, w = 70, 110  # odd size, below the default max side: kept as is
+    image_path = tmp_path / "upload.png"
+    Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(image_path)
+    gt = np.full((h, w), 10, dtype=np.uint8)  # sky on top
+    gt[h // 2 :] = 0  # road below
+    gt[:3] = 255  # ignored rows
+    mask_path = tmp_path / "upload_mask.png"
+    Image.fromarray(gt, mode="L").save(mask_path)
+    png, data = client.predict(
+        image=handle_file(str(image_path)),
+        scales="0.5, 1.0",
+        mask=handle_file(str(mask_path)),
+        api_name="/segment",
+    )
+    mask, _ = read_png(png)
+    assert mask.shape == (h, w)
+    assert data["image_size"] == [h, w]
+    assert data["method"] == "hierarchical"
+    valid = gt != 255
+    accuracy = float((mask[valid] == gt[valid]).mean())
+    assert data["pixel_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert 0.0 <= data["miou"] <= 1.0
+    assert set(data["per_class_iou"]) >= {"road", "sky"}
+
+
+def test_bad_requests_fail_with_a_message_and_the_app_keeps_serving(served, tmp_path: Path) -> None:
+    client, samples, _ = served
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    image = handle_file(str(samples[0].image_path))
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_claiming(9000, 9000))
+    wrong_mask = tmp_path / "small_mask.png"
+    Image.fromarray(np.zeros((5, 5), dtype=np.uint8), mode="L").save(wrong_mask)
+    cases = [
+        ({"image": handle_file(str(text))}, "not a readable image"),
+        ({"image": handle_file(str(huge))}, "too large"),
+        ({"image": image, "scales": []}, "cascade is empty"),
+        ({"image": image, "scales": [0.5, 99]}, "above the maximum"),
+        ({"image": image, "scales": "0.5, big"}, "not a number"),
+        ({"image": image, "method": "median"}, "unknown merge method"),
+        ({"image": image, "mask": handle_file(str(wrong_mask))}, "mask is 5 x 5"),
+        ({"image": image, "model": "no-such-model"}, "no model named"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(AppError, match=message):
+            client.predict(**kwargs, max_side=MAX_SIDE, api_name="/segment")
+    png, data = client.predict(image=image, scales=[1.0], max_side=MAX_SIDE, api_name="/segment")
+    mask, _ = read_png(png)
+    assert mask.shape == tuple(data["image_size"])
+
+
+def test_page_handler_fills_every_output_for_a_sample_with_its_mask(served) -> None:
+    client, samples, _ = served
+    sample = next((s for s in samples if s.mask_path is not None), None)
+    if sample is None:
+        pytest.skip("no sample with a mask")
+    model = common.list_models()[0].name
+    overlay, gallery, summary, _, iou, _, cost, _, files = client.predict(
+        handle_file(str(sample.image_path)),
+        handle_file(str(sample.mask_path)),
+        [0.5, 1.0],
+        "",
+        "hierarchical",
+        model,
+        MAX_SIDE,
+        api_name="/analyse",
+    )
+    annotated = overlay["value"]  # sent as a component update carrying the label set's colours
+    labels = {a["label"] for a in annotated["annotations"]}
+    assert labels and labels <= set(CITYSCAPES.names)
+    assert set(overlay["color_map"]) == set(CITYSCAPES.names)
+    assert len(gallery) == 2 * 3  # prediction, attention, weight per scale
+    assert all(Path(item["image"]).is_file() for item in gallery)
+    assert "mIoU" in summary
+    assert iou["headers"][0] == "class"
+    assert iou["data"][-1][0] == "mIoU"
+    assert [row[0] for row in cost["data"]] == [0.5, 1.0, "total"]
+    assert sorted(Path(f).suffix for f in files) == [".json", ".png"]
+
+
+def test_concurrency_limit_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HMSA_GRADIO_CONCURRENCY", raising=False)
+    assert concurrency_limit() == 2
+    monkeypatch.setenv("HMSA_GRADIO_CONCURRENCY", "3")
+    assert concurrency_limit() == 3
+    monkeypatch.setenv("HMSA_GRADIO_CONCURRENCY", "0")
+    with pytest.raises(ValueError, match="positive integer"):
+        concurrency_limit()
