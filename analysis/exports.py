@@ -55,34 +55,46 @@ def scale_key(scale: float) -> str:
     return f"{scale:g}"
 
 
-def arrays_npz_bytes(result: InferenceResult) -> bytes:
-    """Returns a compressed ``.npz`` of the run's arrays.
+def arrays_npz_bytes(
+    result: InferenceResult,
+    *,
+    dtype: type[np.floating] = np.float16,
+    compress: bool = False,
+    include_logits: bool = True,
+) -> bytes:
+    """Returns an ``.npz`` of the run's arrays (float maps stored as ``dtype``).
 
-    Keys: ``scales`` ``(S,)``; ``logits`` ``(C, H, W)`` merged; ``pred`` ``(H, W)`` uint8 or int64;
+    Keys: ``scales`` ``(S,)``; ``logits`` ``(C, H, W)`` merged; ``pred`` ``(H, W)`` int64;
     ``image`` ``(H, W, 3)`` uint8; ``class_names`` ``(C,)``; ``method`` (0-d string); and per
-    scale ``s``: ``logits_<s>`` ``(C, h, w)``, ``attention_<s>`` ``(h, w)`` (when the model has
-    attention) and ``weights_<s>`` ``(H, W)`` (the effective weight maps); ``aux_logits`` when
-    present. ``<s>`` is written as in :func:`scale_key`.
+    scale ``s``: ``logits_<s>`` ``(C, h, w)`` at that scale's input size, ``attention_<s>``
+    ``(h, w)`` (when the model has attention) and ``weights_<s>`` ``(H, W)`` (the effective
+    weight maps); ``aux_logits`` when present. ``<s>`` is written as in :func:`scale_key`.
+
+    Logits dominate the size (about ``2 * C * H * W * (1 + sum s^2)`` bytes in float16): pass
+    ``include_logits=False`` for attention, weights and prediction only. ``compress`` deflates
+    the archive (slow on float noise, little gain).
     """
     arrays: dict[str, np.ndarray] = {
         "scales": np.asarray(result.scales, dtype=np.float64),
-        "logits": _np(result.logits).astype(np.float32),
         "pred": _np(result.pred).astype(np.int64),
         "image": np.asarray(result.image, dtype=np.uint8),
         "class_names": np.asarray(result.labels.names),
         "method": np.asarray(result.method),
     }
-    if result.aux_logits is not None:
-        arrays["aux_logits"] = _np(result.aux_logits).astype(np.float32)
+    if include_logits:
+        arrays["logits"] = _np(result.logits).astype(dtype)
+        if result.aux_logits is not None:
+            arrays["aux_logits"] = _np(result.aux_logits).astype(dtype)
     for scale, per in result.per_scale.items():
         key = scale_key(scale)
-        arrays[f"logits_{key}"] = _np(per.logits).astype(np.float32)
+        if include_logits:
+            arrays[f"logits_{key}"] = _np(per.logits).astype(dtype)
         if per.attention is not None:
-            arrays[f"attention_{key}"] = _np(per.attention).astype(np.float32)
+            arrays[f"attention_{key}"] = _np(per.attention).astype(dtype)
     for scale, weight in result.weights.items():
-        arrays[f"weights_{scale_key(scale)}"] = _np(weight).astype(np.float32)
+        arrays[f"weights_{scale_key(scale)}"] = _np(weight).astype(dtype)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    (np.savez_compressed if compress else np.savez)(buffer, **arrays)
     return buffer.getvalue()
 
 

@@ -9,6 +9,7 @@ re-merged from the stored per-scale outputs without any forward pass.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,10 @@ import hmsa_core  # noqa: E402
 from app import common  # noqa: E402
 from app.explorer_parts import sidebar, state, views  # noqa: E402
 from app.explorer_parts.sidebar import Choices  # noqa: E402
+
+#: Forward-pass GFLOPs above which even automatic mode waits for the Run button
+#: (env ``HMSA_AUTO_RUN_GFLOPS`` overrides it).
+AUTO_RUN_MAX_GFLOPS = 200.0
 
 ABOUT = """
 **Hierarchical multi-scale attention (HMSA)** (Tao, Sapra and Catanzaro, 2020) runs one
@@ -47,8 +52,9 @@ def _about(choices: Choices) -> None:
             st.markdown(common.training_note(choices.entry))
 
 
-def _estimate(choices: Choices, computed: set[float]) -> None:
-    """Shows the expected GFLOPs of the cascade and of the scales still to compute."""
+def _estimate(choices: Choices, computed: set[float]) -> float:
+    """Shows the expected GFLOPs of the cascade and of the scales still to compute; returns
+    the GFLOPs still to compute."""
     assert choices.model is not None and choices.image is not None
     cost = hmsa_core.estimate_cascade(choices.model, choices.image.size, choices.scales)
     todo = [c for c in cost.per_scale if c.scale not in computed]
@@ -57,9 +63,19 @@ def _estimate(choices: Choices, computed: set[float]) -> None:
     cols[1].metric("Expected compute", f"{cost.gflops:.2f} GFLOPs")
     cols[2].metric(
         "To compute now",
-        f"{sum(c.gflops for c in todo):.2f} GFLOPs",
+        f"{sum(c.gflops for c in todo):.2f} GFLOPs" if todo else "nothing (all cached)",
         help=f"{len(cost.per_scale) - len(todo)} scale(s) already computed for this image",
     )
+    return sum(c.gflops for c in todo)
+
+
+def _auto_run_limit() -> float:
+    """Returns the GFLOPs automatic mode runs without asking (env ``HMSA_AUTO_RUN_GFLOPS``)."""
+    raw = os.environ.get("HMSA_AUTO_RUN_GFLOPS", "")
+    try:
+        return float(raw) if raw else AUTO_RUN_MAX_GFLOPS
+    except ValueError:
+        return AUTO_RUN_MAX_GFLOPS
 
 
 def _run(choices: Choices, request: state.RunRequest) -> state.RunOutcome:
@@ -96,6 +112,7 @@ def _timings(outcome: state.RunOutcome) -> None:
 def main() -> None:
     """Draws the page."""
     st.set_page_config(page_title="HMSA Explorer", layout="wide")
+    state.init(st.session_state)
     choices = sidebar.render()
     st.title("HMSA Explorer")
     _about(choices)
@@ -114,10 +131,18 @@ def main() -> None:
     )
     computed = state.computed_scales(st.session_state, request.model_key, request.image_key)
     try:
-        _estimate(choices, computed)
+        todo_gflops = _estimate(choices, computed)
         pending = state.needs_forward_pass(st.session_state, request)
-        if pending and not choices.auto_run and not st.button("Run", type="primary"):
-            st.info("Press Run to compute the new scales.")
+        limit = _auto_run_limit()
+        heavy = todo_gflops > limit
+        if pending and (heavy or not choices.auto_run) and not st.button("Run", type="primary"):
+            why = (
+                f"{todo_gflops:,.2f} GFLOPs to compute is over the {limit:,.2f} GFLOPs "
+                "run automatically. "
+                if heavy
+                else ""
+            )
+            st.info(f"{why}Press Run to compute the new scales.")
             return
         outcome = _run(choices, request)
     except ValueError as exc:

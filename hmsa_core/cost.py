@@ -8,12 +8,12 @@ the allocator's measured peak is used instead.
 
 from __future__ import annotations
 
+import copy
 import threading
 import weakref
 from dataclasses import dataclass, field
 
 import torch
-from torch.func import functional_call
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
@@ -145,6 +145,16 @@ def _meta_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
+def _meta_replica(model: torch.nn.Module) -> torch.nn.Module:
+    """Returns a copy of ``model`` whose parameters and buffers are meta tensors (no data copied)."""
+    memo: dict[int, object] = {}
+    for p in model.parameters():
+        memo[id(p)] = torch.nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(model, memo)
+
+
 def param_bytes(model: torch.nn.Module) -> int:
     """Returns the bytes of all parameters and buffers of ``model``."""
     return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
@@ -176,8 +186,9 @@ def estimate_pass(
         live = LiveBytesMode()
         try:
             x = torch.empty((batch, 3, *key[:2]), device="meta")
-            with torch.no_grad(), counter, live:
-                functional_call(model, _meta_state(model), (x,))
+            replica = _meta_replica(model)  # never swap the shared model's tensors: other
+            with torch.no_grad(), counter, live:  # threads may be running it right now
+                replica(x)
         except (NotImplementedError, RuntimeError):
             device = next(model.parameters()).device
             x = torch.zeros((batch, 3, *key[:2]), device=device)

@@ -323,3 +323,54 @@ def test_attribution_runs_on_a_button_press(app_env):
     _assert_healthy(at)
     assert not _errors(at)
     assert "fig_attribution" in _charts(at)
+
+
+def test_large_pareto_sweep_waits_for_a_button_and_needs_no_forward_pass(app_env):
+    at = _open(_start(), "Pareto")
+    at.pills(key="scale_pills").set_value(list(common.SCALE_CHOICES)).run()
+    _assert_healthy(at)
+    passes = at.session_state["hmsa_forward_passes"]
+    assert "fig_pareto" not in _charts(at)  # 63 sub-cascades: not merged until asked
+    at.button(key="pareto_run").click().run()
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert "fig_pareto" in _charts(at)
+    assert at.session_state["hmsa_forward_passes"] == passes
+    at.multiselect(key="pareto_methods").set_value(["hierarchical", "mean"]).run()
+    assert "fig_pareto" not in _charts(at)  # a new, larger sweep waits again
+
+
+def test_report_download_is_offered(app_env):
+    pytest.importorskip("analysis.report")
+    at = _open(_start(), "Downloads")
+    assert "Report (HTML)" in {b.label for b in at.download_button}
+
+
+def test_heavy_cascade_waits_for_the_run_button_even_in_automatic_mode(app_env, monkeypatch):
+    monkeypatch.setenv("HMSA_AUTO_RUN_GFLOPS", "0.000001")
+    hmsa_core.DEFAULT_SCALE_CACHE.clear()
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    _assert_healthy(at)
+    assert any("Press Run" in i.value and "GFLOPs" in i.value for i in at.info)
+    assert at.session_state["hmsa_forward_passes"] == 0
+    assert at.metric[1].label == "Expected compute"  # the estimate is shown before running
+    next(b for b in at.button if b.label == "Run").click().run()
+    _assert_healthy(at)
+    assert at.session_state["hmsa_forward_passes"] == 3
+    assert "fig_overlay" in _charts(at)
+
+
+def test_unreadable_checkpoint_is_listed_and_reported(app_env, tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "broken.pth").write_bytes(b"definitely not a checkpoint")
+    monkeypatch.setenv("HMSA_MODELS_DIR", str(models))
+    at = _start()
+    assert "broken.pth" in at.selectbox(key="model_name").options
+    at.selectbox(key="model_name").set_value("broken.pth").run()
+    _assert_healthy(at)
+    assert any("cannot be loaded" in e for e in _errors(at)), _errors(at)
+    at.selectbox(key="model_name").set_value(at.selectbox(key="model_name").options[0]).run()
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert "fig_overlay" in _charts(at)

@@ -141,6 +141,21 @@ def test_upload_change_cascade_and_see_attention_and_iou(server: str, tmp_path: 
             assert not main.get_by_test_id("stException").count()
             assert not main.get_by_test_id("stAlertContentError").count()
             page.screenshot(path=str(tmp_path / "explorer_iou.png"), full_page=True)
+
+            main.get_by_role("tab", name="Downloads").click()
+            panel = main.get_by_role("tabpanel").filter(visible=True)
+            with page.expect_download(timeout=WAIT_MS) as download:
+                panel.get_by_role("button", name="Mask (PNG)").click()
+            mask_file = tmp_path / "downloaded_mask.png"
+            download.value.save_as(mask_file)
+            with Image.open(mask_file) as downloaded:
+                assert downloaded.size == (192, 96)
+            with page.expect_download(timeout=WAIT_MS) as download:
+                panel.get_by_role("button", name="Report (HTML)").click()
+            report = tmp_path / "report.html"
+            download.value.save_as(report)
+            html = report.read_text(encoding="utf-8")
+            assert "<html" in html.lower() and "0.75" in html
         finally:
             browser.close()
     assert (tmp_path / "explorer_iou.png").stat().st_size > 10_000

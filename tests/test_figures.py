@@ -88,8 +88,26 @@ def test_every_figure_builds_for_every_method_and_cascade(full, lite, gt, cascad
     cost = cost_figure(comparison.base.cost)
     gflops = sum(t.y[0] for t in cost.data if t.x[0] == "GFLOPs")
     assert gflops == pytest.approx(comparison.base.cost.gflops)
-    table = subset_rows(comparison.base, ["hierarchical", "mean"], gt=gt if with_gt else None)
-    assert len(pareto_figure(table).data) >= 2
+
+
+@pytest.mark.parametrize("with_gt", [False, True], ids=["no-gt", "gt"])
+def test_pareto_of_every_subset_of_one_image(full, gt, with_gt) -> None:
+    table = subset_rows(
+        full.remerge("hierarchical", (0.5, 1.0, 2.0)),
+        ["hierarchical", "mean", "single"],
+        gt=gt if with_gt else None,
+    )
+    fig = pareto_figure(table)
+    assert {t.name for t in fig.data} == {
+        "hierarchical",
+        "mean",
+        "single:0.5",
+        "single:1",
+        "single:2",
+        "Pareto frontier",
+    }
+    points = sum(len(t.x) for t in fig.data if t.name != "Pareto frontier")
+    assert points == len(table.rows)
 
 
 def test_explicit_panel_appears_for_an_explicit_model(gt) -> None:

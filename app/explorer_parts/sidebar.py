@@ -67,7 +67,8 @@ def _model_section(choices: Choices) -> None:
     choices.entry = entry
     st.caption(common.describe_model(entry))
     try:
-        choices.model = common.get_model(entry)
+        with st.spinner(f"Loading {entry.name}..."):
+            choices.model = common.get_model(entry)
     except ValueError as exc:
         choices.errors.append(str(exc))
 

@@ -71,6 +71,11 @@ class RunOutcome:
     serial: int
 
 
+def init(state: MutableMapping[str, Any]) -> None:
+    """Sets this module's counters in a new session (existing values are kept)."""
+    state.setdefault(FORWARD_PASSES, 0)
+
+
 def forward_passes(state: MutableMapping[str, Any]) -> int:
     """Returns how many forward passes this session has run (cache hits excluded)."""
     return int(state.get(FORWARD_PASSES, 0))
@@ -139,7 +144,7 @@ def run(
     Raises:
         ValueError: bad cascade, a method this model or cascade cannot merge, bad image.
     """
-    state.setdefault(FORWARD_PASSES, 0)
+    init(state)
     same = current(state, request)
     if same is not None:
         return same

@@ -7,11 +7,8 @@ preference) are made once per displayed result through :func:`state.derived`.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -19,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.compare import MethodComparison, compare_methods
+from analysis.scale_stats import ScalePreference
 from app.common import format_cascade
 from app.explorer_parts import state
 from hmsa_core.discovery import ModelEntry
@@ -38,6 +36,10 @@ TAB_NAMES: tuple[str, ...] = (
 )
 #: Session key of the open tab's label.
 TAB_KEY = "result_tab"
+#: Session key of the methods drawn on the Pareto chart.
+PARETO_METHODS_KEY = "pareto_methods"
+#: Largest sweep (sub-cascades x methods) the Pareto tab runs without a button press.
+AUTO_SWEEP_MERGES = 21
 
 
 @dataclass(frozen=True)
@@ -63,15 +65,6 @@ class ViewContext:
     session: MutableMapping[str, Any]
 
 
-def _module(name: str) -> ModuleType | None:
-    """Returns the analysis module ``name``, or ``None`` (with a warning) when it cannot load."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        st.warning(f"This view needs `{name}`, which is not available: {exc}")
-        return None
-
-
 def _chart(fig: Any, key: str) -> None:
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
@@ -93,26 +86,36 @@ def comparison_of(ctx: ViewContext) -> MethodComparison:
     )
 
 
-def sweep_of(ctx: ViewContext) -> Any:
-    """Returns the :class:`analysis.sweep.SweepTable` of every subset of the cascade."""
+def _sweep_key(methods: tuple[str, ...], ctx: ViewContext) -> tuple:
+    return ("sweep", methods, ctx.gt is not None)
+
+
+def sweep_of(ctx: ViewContext, methods: tuple[str, ...]) -> Any:
+    """Returns the :class:`analysis.sweep.SweepTable` of every subset of the cascade merged with
+    ``methods`` (made once per result and methods)."""
     from analysis.sweep import subset_rows
 
-    methods = tuple(m for m in ctx.methods if m != "single") or (ctx.result.method,)
-    key = ("sweep", methods, ctx.gt is not None)
     return state.derived(
         ctx.session,
-        key,
+        _sweep_key(methods, ctx),
         lambda: subset_rows(ctx.result, methods=methods, gt=ctx.gt, model=ctx.model),
     )
 
 
-def preference_of(ctx: ViewContext) -> Any:
-    """Returns the per-class scale preference of the displayed result, or ``None``."""
-    scale_stats = importlib.import_module("analysis.scale_stats")
+def stored_sweep(ctx: ViewContext) -> Any:
+    """Returns the sweep the Pareto tab last made for this result, or ``None``."""
+    methods = ctx.session.get(PARETO_METHODS_KEY)
+    if not methods:
+        return None
+    return ctx.session.get(state.DERIVED, {}).get(_sweep_key(tuple(methods), ctx))
+
+
+def preference_of(ctx: ViewContext) -> ScalePreference:
+    """Returns the per-class scale preference of the displayed result (made once per result)."""
+    from analysis.scale_stats import scale_preference
+
     key = ("preference", ctx.gt is not None)
-    return state.derived(
-        ctx.session, key, lambda: scale_stats.scale_preference(ctx.result, mask=ctx.gt)
-    )
+    return state.derived(ctx.session, key, lambda: scale_preference(ctx.result, mask=ctx.gt))
 
 
 # --------------------------------------------------------------------------- views
@@ -228,24 +231,49 @@ def cost_view(ctx: ViewContext) -> None:
 
 def preference_view(ctx: ViewContext) -> None:
     """Which scale each class leans on (from the effective weights)."""
-    scale_stats = _module("analysis.scale_stats")
-    if scale_stats is None:
-        return
+    from analysis.scale_stats import scale_preference_figure
+
     if not ctx.result.weights:
         st.info("This result has no per-scale weights to summarise.")
         return
     pref = preference_of(ctx)
-    _chart(scale_stats.scale_preference_figure(pref), "fig_preference")
+    _chart(scale_preference_figure(pref), "fig_preference")
     st.markdown(pref.to_markdown())
 
 
 def pareto_view(ctx: ViewContext) -> None:
-    """Score against GFLOPs for every subset of the computed scales (no forward pass)."""
+    """Score against GFLOPs for every subset of the computed scales (no forward pass).
+
+    Each subset and method is one merge at full resolution; sweeps of more than
+    :data:`AUTO_SWEEP_MERGES` merges wait for a button press.
+    """
+    from analysis.cascades import all_subsets
     from analysis.figures import pareto_figure
 
-    if len(ctx.result.scales) > 6:
-        st.caption("Many scales: the sweep merges every subset and may take a few seconds.")
-    table = sweep_of(ctx)
+    options = [m for m in ctx.methods if m != "single"]
+    if ctx.result.method not in options:
+        options.insert(0, ctx.result.method)
+    methods = tuple(
+        st.multiselect(
+            "Methods on the chart", options, default=[ctx.result.method], key=PARETO_METHODS_KEY
+        )
+    )
+    if not methods:
+        st.info("Pick at least one method.")
+        return
+    merges = len(all_subsets(ctx.result.scales)) * len(methods)
+    known = _sweep_key(methods, ctx) in ctx.session.get(state.DERIVED, {})
+    if (
+        not known
+        and merges > AUTO_SWEEP_MERGES
+        and not st.button(f"Merge all {merges} sub-cascades", key="pareto_run")
+    ):
+        st.caption(
+            f"{merges} merges from the stored scales (no forward pass); press the button to run them."
+        )
+        return
+    with st.spinner(f"Merging {merges} sub-cascades..."):
+        table = sweep_of(ctx, methods)
     if ctx.gt is None:
         st.caption(
             "No mask: each subset is scored by its agreement with the full cascade's "
@@ -258,9 +286,8 @@ def pareto_view(ctx: ViewContext) -> None:
 
 def attribution_view(ctx: ViewContext) -> None:
     """Captum attribution of a class picked from the classes present, on a button press."""
-    attribution = _module("analysis.attribution")
-    if attribution is None:
-        return
+    from analysis.attribution import attribute, attribution_figure
+
     labels = ctx.result.labels
     present = [int(c) for c in np.unique(ctx.result.pred.cpu().numpy()) if c < labels.num_classes]
     cols = st.columns(4)
@@ -285,7 +312,7 @@ def attribution_view(ctx: ViewContext) -> None:
             done = min(1.0, max(0.0, fraction))
             bar.progress(done, text=f"attribution {100 * done:.0f}%")
 
-        attr = attribution.attribute(
+        attr = attribute(
             ctx.model,
             ctx.result.image,
             scale=scale,
@@ -299,7 +326,7 @@ def attribution_view(ctx: ViewContext) -> None:
         bar.empty()
     stored = ctx.session.get("hmsa_attribution")
     if stored is not None and stored[0] == params:
-        _chart(attribution.attribution_figure(stored[1]), "fig_attribution")
+        _chart(attribution_figure(stored[1]), "fig_attribution")
     else:
         st.caption("Pick a class and press the button (a few seconds on CPU).")
 
@@ -307,6 +334,7 @@ def attribution_view(ctx: ViewContext) -> None:
 def downloads_view(ctx: ViewContext) -> None:
     """The predicted mask, all arrays, the metrics and a self-contained HTML report."""
     from analysis.exports import arrays_npz_bytes, mask_png_bytes, metrics_json
+    from analysis.report import report_html_bytes
 
     result = ctx.result
     comparison = comparison_of(ctx)
@@ -329,17 +357,10 @@ def downloads_view(ctx: ViewContext) -> None:
         "application/json",
         key="dl_json",
     )
-    report = importlib.util.find_spec("analysis.report")
-    if report is None:
-        cols[3].caption("HTML report unavailable (analysis.report missing).")
-        return
-    sweep = sweep_of(ctx)
-    has_stats = importlib.util.find_spec("analysis.scale_stats") is not None
-    pref = preference_of(ctx) if result.weights and has_stats else None
+    sweep = stored_sweep(ctx)  # included when the Pareto tab made one
+    pref = preference_of(ctx) if result.weights else None
 
-    def html() -> bytes:
-        from analysis.report import report_html_bytes
-
+    def html() -> bytes:  # made on click, in a thread of its own: touches no session state
         return report_html_bytes(result, comparison=comparison, sweep=sweep, preference=pref)
 
     cols[3].download_button(

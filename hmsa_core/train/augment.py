@@ -19,12 +19,25 @@ class AugmentParams:
         crop: ``(h, w)`` output size.
         scale_min, scale_max: random rescaling range (log-uniform).
         jitter: brightness/contrast/saturation strength.
+        class_uniform: probability that a crop is centred near a pixel of a class drawn
+            uniformly among the classes of the scene (class-uniform sampling, as in the official
+            training code), so rare thin classes are seen often enough.
     """
 
     crop: tuple[int, int]
     scale_min: float = 0.5
     scale_max: float = 2.0
     jitter: float = 0.25
+    class_uniform: float = 0.0
+
+
+def pick_anchor(mask: torch.Tensor, rng: np.random.Generator) -> tuple[int, int]:
+    """Returns ``(y, x)`` of a random pixel of a class drawn uniformly among ``mask``'s classes."""
+    m = mask.numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    classes = [c for c in np.unique(m).tolist() if c != IGNORE_INDEX]
+    ys, xs = np.nonzero(m == classes[int(rng.integers(0, len(classes)))])
+    k = int(rng.integers(0, len(ys)))
+    return int(ys[k]), int(xs[k])
 
 
 def random_crop(
@@ -42,8 +55,13 @@ def random_crop(
     scale = float(np.exp(rng.uniform(np.log(params.scale_min), np.log(params.scale_max))))
     # Source window (in scene pixels) that maps onto the crop.
     win_h, win_w = min(big_h, round(ch / scale)), min(big_w, round(cw / scale))
-    y0 = int(rng.integers(0, big_h - win_h + 1))
-    x0 = int(rng.integers(0, big_w - win_w + 1))
+    if params.class_uniform > 0 and rng.random() < params.class_uniform:
+        ay, ax = pick_anchor(mask, rng)  # the window holds the anchor pixel, anywhere in it
+        y0 = int(rng.integers(max(0, ay - win_h + 1), min(ay, big_h - win_h) + 1))
+        x0 = int(rng.integers(max(0, ax - win_w + 1), min(ax, big_w - win_w) + 1))
+    else:
+        y0 = int(rng.integers(0, big_h - win_h + 1))
+        x0 = int(rng.integers(0, big_w - win_w + 1))
     out_h, out_w = min(ch, round(win_h * scale)), min(cw, round(win_w * scale))
     img = image[y0 : y0 + win_h, x0 : x0 + win_w].permute(2, 0, 1).float().div(255).unsqueeze(0)
     img = F.interpolate(img, size=(out_h, out_w), mode="bilinear", align_corners=False)[0]

@@ -30,6 +30,7 @@ class TrainConfig:
         weight_decay: SGD weight decay.
         scale_min, scale_max: random rescaling range of the scene before cropping.
         jitter: colour-jitter strength (brightness, contrast, saturation).
+        class_uniform: share of crops centred on a uniformly drawn class of the scene.
         aux_weight: weight of the auxiliary loss (models with an aux head).
         scale_loss_weight: weight of the per-scale supervision of each training scale.
         val_every: validate every this many steps (0: only at the end).
@@ -59,6 +60,7 @@ class TrainConfig:
     scale_min: float = 0.5
     scale_max: float = 2.0
     jitter: float = 0.25
+    class_uniform: float = 0.5
     aux_weight: float = 0.4
     scale_loss_weight: float = 0.05
     val_every: int = 500
@@ -124,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-min", type=float, default=d.scale_min)
     p.add_argument("--scale-max", type=float, default=d.scale_max)
     p.add_argument("--jitter", type=float, default=d.jitter)
+    p.add_argument("--class-uniform", type=float, default=d.class_uniform,
+                   help="share of crops centred on a uniformly drawn class")
     p.add_argument("--val-every", type=int, default=d.val_every)
     p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -171,6 +175,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         scale_min=args.scale_min,
         scale_max=args.scale_max,
         jitter=args.jitter,
+        class_uniform=args.class_uniform,
         val_every=args.val_every,
         ckpt_every=args.ckpt_every,
         seed=args.seed,

@@ -280,7 +280,7 @@ def _train(
 
     shard = dist_utils.shard(list(range(cfg.train_scenes)), info.rank, info.world_size)
     bank = load_scenes(shard, cfg.scene_size, cfg.data_seed, progress=info.is_main)
-    params = AugmentParams(cfg.crop, cfg.scale_min, cfg.scale_max, cfg.jitter)
+    params = AugmentParams(cfg.crop, cfg.scale_min, cfg.scale_max, cfg.jitter, cfg.class_uniform)
     mean = torch.tensor(model.mean).view(1, 3, 1, 1)
     std = torch.tensor(model.std).view(1, 3, 1, 1)
 
