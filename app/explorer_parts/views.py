@@ -341,7 +341,12 @@ def downloads_view(ctx: ViewContext) -> None:
     stem = f"hmsa_{result.method.replace(':', '_')}_{'_'.join(f'{s:g}' for s in result.scales)}"
     cols = st.columns(4)
     cols[0].download_button(
-        "Mask (PNG)", mask_png_bytes(result), f"{stem}_mask.png", "image/png", key="dl_mask"
+        "Mask (PNG)",
+        mask_png_bytes(result),
+        f"{stem}_mask.png",
+        "image/png",
+        key="dl_mask",
+        on_click="ignore",
     )
     cols[1].download_button(
         "Arrays (.npz)",
@@ -349,6 +354,7 @@ def downloads_view(ctx: ViewContext) -> None:
         f"{stem}.npz",
         "application/octet-stream",
         key="dl_npz",
+        on_click="ignore",
     )
     cols[2].download_button(
         "Metrics (JSON)",
@@ -356,6 +362,7 @@ def downloads_view(ctx: ViewContext) -> None:
         f"{stem}_metrics.json",
         "application/json",
         key="dl_json",
+        on_click="ignore",
     )
     sweep = stored_sweep(ctx)  # included when the Pareto tab made one
     pref = preference_of(ctx) if result.weights else None
@@ -364,7 +371,12 @@ def downloads_view(ctx: ViewContext) -> None:
         return report_html_bytes(result, comparison=comparison, sweep=sweep, preference=pref)
 
     cols[3].download_button(
-        "Report (HTML)", html, f"{stem}_report.html", "text/html", key="dl_report"
+        "Report (HTML)",
+        html,
+        f"{stem}_report.html",
+        "text/html",
+        key="dl_report",
+        on_click="ignore",
     )
 
 
