@@ -158,17 +158,33 @@ def array_to_rgb(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
-def _tiff_pixels(source: str | os.PathLike | bytes) -> np.ndarray | None:
-    """Returns a TIFF's pixels at full precision (PIL reduces 16-bit RGB to 8 bits), or ``None``.
+def _tiff_pixels(
+    source: str | os.PathLike | bytes, limits: InputLimits = DEFAULT_LIMITS
+) -> np.ndarray | None:
+    """Returns a TIFF's pixels at full precision (PIL reduces 16-bit RGB to 8 bits and cannot
+    open float RGB), or ``None``.
 
-    ``None`` when the data is not a TIFF or tifffile cannot read it (PIL's decode is used then).
+    ``None`` when the data is not a single-page TIFF within ``limits`` (checked from the header
+    before decoding) or tifffile cannot read it (PIL's decode and its error messages are used).
     """
+    if not isinstance(source, bytes):
+        path = Path(source)
+        if not path.is_file() or path.stat().st_size > limits.max_file_bytes:
+            return None
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+    if data[:4] not in (b"II*\x00", b"MM\x00*") or len(data) > limits.max_file_bytes:
         return None
     try:
-        arr = tifffile.imread(io.BytesIO(data))
-    except Exception:  # noqa: BLE001 - PIL's decoder (and its error messages) takes over
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            if len(tif.pages) != 1:
+                return None
+            height, width = int(tif.pages[0].imagelength), int(tif.pages[0].imagewidth)
+            fits = height * width <= limits.max_pixels and max(height, width) <= limits.max_side
+            arr = tif.pages[0].asarray() if fits else None
+    except Exception:
+        return None
+    if arr is None:
+        _check_size(height, width, limits)  # raises: refused from the header, never decoded
         return None
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
         arr = np.moveaxis(arr, 0, 2)  # planar (C, H, W) storage
@@ -184,8 +200,15 @@ def load_rgb(image: ImageLike, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarr
     honoured. Tensors are not accepted here (see :func:`prepare_input`).
     """
     if isinstance(image, (str, os.PathLike, bytes)):
-        decoded = open_image_file(image, limits)  # checks size, format and integrity first
-        tiff = _tiff_pixels(image)
+        try:
+            decoded = open_image_file(image, limits)  # checks size, format and integrity first
+        except ValueError:
+            tiff = _tiff_pixels(image, limits)  # tifffile reads TIFFs PIL cannot (float RGB)
+            if tiff is None:
+                raise
+            decoded = None
+        else:
+            tiff = _tiff_pixels(image, limits)
         image = tiff if tiff is not None else decoded
     if isinstance(image, Image.Image):
         width, height = image.size

@@ -12,6 +12,7 @@ from hmsa_core.train import TrainConfig, train
 from hmsa_core.train.augment import AugmentParams, random_crop
 from hmsa_core.train.config import build_parser, config_from_args
 from hmsa_core.train.loop import SceneBank, StepModule, load_scenes, make_optimizer, train_step
+from hmsa_core.train.losses import class_weights
 
 SMALL = {
     "stem_channels": 8,
@@ -124,3 +125,27 @@ def test_cli_flags_build_the_config(tmp_path) -> None:
         config_from_args(build_parser().parse_args(["--hparams", "{bad"]))
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=0)
+
+
+def test_class_weights_favour_rare_classes_and_keep_the_mean_weight() -> None:
+    counts = torch.tensor([900, 90, 9, 0, 1])
+    assert class_weights(counts, 0.0) is None
+    w = class_weights(counts, 0.5)
+    assert w is not None
+    assert w[4] > w[2] > w[1] > w[0]
+    mean = float((w * counts).sum() / counts.sum())
+    assert abs(mean - 1.0) < 1e-5
+
+
+def test_class_uniform_crops_show_rare_classes_more_often() -> None:
+    image = torch.zeros((64, 256, 3), dtype=torch.uint8)
+    mask = torch.zeros((64, 256), dtype=torch.uint8)
+    mask[30:34, 250:252] = 5  # a tiny pole at the right edge
+    plain = AugmentParams((32, 64), 1.0, 1.0, 0.0, class_uniform=0.0)
+    uniform = AugmentParams((32, 64), 1.0, 1.0, 0.0, class_uniform=1.0)
+    rng = np.random.default_rng(0)
+    hits_plain = sum(bool((random_crop(image, mask, plain, rng)[1] == 5).any()) for _ in range(40))
+    hits_uniform = sum(
+        bool((random_crop(image, mask, uniform, rng)[1] == 5).any()) for _ in range(40)
+    )
+    assert hits_uniform >= 15 > hits_plain

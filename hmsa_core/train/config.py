@@ -31,6 +31,8 @@ class TrainConfig:
         scale_min, scale_max: random rescaling range of the scene before cropping.
         jitter: colour-jitter strength (brightness, contrast, saturation).
         class_uniform: share of crops centred on a uniformly drawn class of the scene.
+        class_weight_power: cross-entropy class weights ``(median_freq / freq_c) ** power``
+            from the training pixels (0: plain cross-entropy, the official criterion).
         aux_weight: weight of the auxiliary loss (models with an aux head).
         scale_loss_weight: weight of the per-scale supervision of each training scale.
         val_every: validate every this many steps (0: only at the end).
@@ -61,6 +63,7 @@ class TrainConfig:
     scale_max: float = 2.0
     jitter: float = 0.25
     class_uniform: float = 0.5
+    class_weight_power: float = 0.0
     aux_weight: float = 0.4
     scale_loss_weight: float = 0.05
     val_every: int = 500
@@ -126,8 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-min", type=float, default=d.scale_min)
     p.add_argument("--scale-max", type=float, default=d.scale_max)
     p.add_argument("--jitter", type=float, default=d.jitter)
-    p.add_argument("--class-uniform", type=float, default=d.class_uniform,
-                   help="share of crops centred on a uniformly drawn class")
+    p.add_argument(
+        "--class-uniform",
+        type=float,
+        default=d.class_uniform,
+        help="share of crops centred on a uniformly drawn class",
+    )
+    p.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=d.class_weight_power,
+        help="class-weighted cross-entropy: (median_freq / freq) ** POWER; 0 = plain",
+    )
     p.add_argument("--val-every", type=int, default=d.val_every)
     p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -135,8 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=d.out)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--stop-after", type=int, default=d.stop_after,
-                   help="stop (checkpointed) after this many steps; resume later")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=d.stop_after,
+        help="stop (checkpointed) after this many steps; resume later",
+    )
     p.add_argument(
         "--export",
         type=Path,
@@ -176,6 +193,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         scale_max=args.scale_max,
         jitter=args.jitter,
         class_uniform=args.class_uniform,
+        class_weight_power=args.class_weight_power,
         val_every=args.val_every,
         ckpt_every=args.ckpt_every,
         seed=args.seed,

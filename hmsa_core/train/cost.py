@@ -189,3 +189,25 @@ def compare_recipes(
         explicit.peak_bytes / hmsa.peak_bytes,
         explicit.seconds / hmsa.seconds,
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: print the explicit/HMSA per-step cost comparison (``--crop HxW --batch B``)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="explicit vs HMSA training cost per step")
+    parser.add_argument("--crop", default="192x384", help="HxW")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--hparams", default="{}", help="JSON LiteConfig fields")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    h, w = (int(v) for v in args.crop.split("x"))
+    comparison = compare_recipes(json.loads(args.hparams), (h, w), args.batch, "cpu", args.repeats)
+    print(comparison.describe())
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,7 @@ from hmsa_core.models.registry import build
 from hmsa_core.train import distributed as dist_utils
 from hmsa_core.train.augment import AugmentParams, random_crop
 from hmsa_core.train.config import HMSA_TRAIN_SCALES, TrainConfig
-from hmsa_core.train.losses import explicit_loss, hmsa_loss
+from hmsa_core.train.losses import class_weights, explicit_loss, hmsa_loss
 
 CHECKPOINT_NAME = "checkpoint.pt"
 WEIGHTS_NAME = "model.safetensors"
@@ -53,6 +53,11 @@ class StepModule(nn.Module):
             )
         self.aux_weight = aux_weight
         self.scale_weight = scale_weight
+        self.register_buffer("class_weight", None, persistent=False)
+
+    def set_class_weight(self, weight: torch.Tensor | None) -> None:
+        """Sets the ``(C,)`` per-class cross-entropy weight (``None``: plain cross-entropy)."""
+        self.class_weight = weight
 
     def forward(
         self, x: torch.Tensor, target: torch.Tensor
@@ -65,9 +70,11 @@ class StepModule(nn.Module):
         if self.explicit:
             size = (int(x.shape[-2]), int(x.shape[-1]))
             merged = self.model.merge_explicit(outputs, size).logits  # type: ignore[attr-defined]
-            parts = explicit_loss(merged, outputs, target, self.scale_weight)
+            parts = explicit_loss(merged, outputs, target, self.scale_weight, self.class_weight)
         else:
-            parts = hmsa_loss(outputs, target, self.aux_weight, self.scale_weight)
+            parts = hmsa_loss(
+                outputs, target, self.aux_weight, self.scale_weight, self.class_weight
+            )
         return parts.total, parts.main, parts.joint.detach()
 
 
@@ -280,6 +287,12 @@ def _train(
 
     shard = dist_utils.shard(list(range(cfg.train_scenes)), info.rank, info.world_size)
     bank = load_scenes(shard, cfg.scene_size, cfg.data_seed, progress=info.is_main)
+    if cfg.class_weight_power:
+        counts = torch.bincount(bank.masks.flatten().long(), minlength=256)[: model.num_classes]
+        counts = dist_utils.all_reduce_sum(counts.to(info.device), info)
+        weight = class_weights(counts, cfg.class_weight_power)
+        step_module.set_class_weight(weight.to(info.device))  # type: ignore[union-attr]
+        log("class weights: " + ", ".join(f"{w:.2f}" for w in weight.tolist()))
     params = AugmentParams(cfg.crop, cfg.scale_min, cfg.scale_max, cfg.jitter, cfg.class_uniform)
     mean = torch.tensor(model.mean).view(1, 3, 1, 1)
     std = torch.tensor(model.std).view(1, 3, 1, 1)

@@ -28,9 +28,31 @@ class LossParts:
     joint: torch.Tensor
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Returns the mean cross-entropy of ``(B, C, h, w)`` logits on ``(B, h, w)`` ids, ignoring 255."""
-    return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+def cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Returns the mean cross-entropy of ``(B, C, h, w)`` logits on ``(B, h, w)`` ids, ignoring 255.
+
+    ``weight`` is an optional ``(C,)`` per-class weight.
+    """
+    return F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE_INDEX)
+
+
+def class_weights(counts: torch.Tensor, power: float) -> torch.Tensor | None:
+    """Returns ``(C,)`` weights ``(median / freq_c) ** power`` from per-class pixel ``counts``.
+
+    Classes without pixels get weight 1; ``power`` 0 returns ``None`` (plain cross-entropy).
+    The weights are scaled so the average weight of a labelled pixel is 1.
+    """
+    if power == 0:
+        return None
+    counts = counts.double()
+    seen = counts > 0
+    weights = torch.ones_like(counts)
+    median = counts[seen].median()
+    weights[seen] = (median / counts[seen]) ** power
+    weights = weights * counts.sum() / (weights * counts).sum()
+    return weights.float()
 
 
 def hmsa_loss(
@@ -38,6 +60,7 @@ def hmsa_loss(
     target: torch.Tensor,
     aux_weight: float = 0.4,
     scale_weight: float = 0.05,
+    weight: torch.Tensor | None = None,
 ) -> LossParts:
     """Returns the HMSA two-scale loss of outputs at scales 0.5 and 1.0 of the crop.
 
@@ -48,16 +71,17 @@ def hmsa_loss(
     logits = {s: o.logits for s, o in outputs.items()}
     attention = {s: o.attention for s, o in outputs.items()}
     joint = resize(hierarchical_logits(logits, attention), size)
-    main = cross_entropy(joint, target)
+    main = cross_entropy(joint, target, weight)
     total = main
     if all(o.aux_logits is not None for o in outputs.values()):
         aux = {s: o.aux_logits for s, o in outputs.items()}
         total = total + aux_weight * cross_entropy(
             resize(hierarchical_logits(aux, attention), size),
-            target,  # type: ignore[arg-type]
+            target,
+            weight,  # type: ignore[arg-type]
         )
     for out in outputs.values():
-        total = total + scale_weight * cross_entropy(resize(out.logits, size), target)
+        total = total + scale_weight * cross_entropy(resize(out.logits, size), target, weight)
     return LossParts(total, main, joint)
 
 
@@ -66,11 +90,12 @@ def explicit_loss(
     outputs: Mapping[float, ScaleOutput],
     target: torch.Tensor,
     scale_weight: float = 0.05,
+    weight: torch.Tensor | None = None,
 ) -> LossParts:
     """Returns CE(merged) + scale_weight * sum_s CE(up(p_s)) for the explicit baseline."""
     size = tuple(target.shape[-2:])
-    main = cross_entropy(merged, target)
+    main = cross_entropy(merged, target, weight)
     total = main
     for out in outputs.values():
-        total = total + scale_weight * cross_entropy(resize(out.logits, size), target)
+        total = total + scale_weight * cross_entropy(resize(out.logits, size), target, weight)
     return LossParts(total, main, merged)
