@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -180,7 +179,12 @@ def write_images(folder: Path, count: int, size: tuple[int, int], seed: int) -> 
 
 
 def run_phase(
-    url: str, images: Sequence[Path], clients: int, scales: str, errors_seen: list[str], pid: int | None
+    url: str,
+    images: Sequence[Path],
+    clients: int,
+    scales: str,
+    errors_seen: list[str],
+    pid: int | None,
 ) -> PhaseReport:
     """Sends one request per image from ``clients`` threads; returns the :class:`PhaseReport`."""
     from gradio_client import Client, handle_file
@@ -201,11 +205,16 @@ def run_phase(
             start = time.perf_counter()
             try:
                 client.predict(
-                    handle_file(str(path)), scales, "hierarchical", "", None, 0,
+                    handle_file(str(path)),
+                    scales,
+                    "hierarchical",
+                    "",
+                    None,
+                    0,
                     api_name="/segment",
                 )
                 ok = True
-            except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+            except Exception as exc:
                 ok = False
                 with lock:
                     if len(errors_seen) < 5:
@@ -258,7 +267,9 @@ def run_load_test(
             rss_before = process_rss(pid) if pid else 0
             half = requests // 2
             phases = tuple(
-                run_phase(url, write_images(folder, half, size, seed=k), clients, scales, errors_seen, pid)
+                run_phase(
+                    url, write_images(folder, half, size, seed=k), clients, scales, errors_seen, pid
+                )
                 for k in (1, 2)
             )
             return LoadReport(rss_before, phases, tuple(errors_seen))
@@ -278,13 +289,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=40, help="total, split over two phases")
     parser.add_argument("--size", default="256x512", help="image size HxW")
     parser.add_argument("--scales", default="0.5, 1, 2")
-    parser.add_argument("--url", default=None, help="a running app on loopback (default: start one)")
-    parser.add_argument("--cache-mb", type=int, default=64, help="per-scale cache cap of the started app")
+    parser.add_argument(
+        "--url", default=None, help="a running app on loopback (default: start one)"
+    )
+    parser.add_argument(
+        "--cache-mb", type=int, default=64, help="per-scale cache cap of the started app"
+    )
     args = parser.parse_args(argv)
     h, w = (int(v) for v in args.size.lower().split("x"))
     report = run_load_test(
-        clients=args.clients, requests=args.requests, size=(h, w), scales=args.scales,
-        url=args.url, cache_bytes=args.cache_mb * 1024 * 1024,
+        clients=args.clients,
+        requests=args.requests,
+        size=(h, w),
+        scales=args.scales,
+        url=args.url,
+        cache_bytes=args.cache_mb * 1024 * 1024,
     )
     print(report.to_markdown())
     for message in report.errors_seen:

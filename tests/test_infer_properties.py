@@ -35,7 +35,11 @@ def images(draw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(images(), st.lists(scale_values, min_size=0, max_size=5), st.sampled_from(["hierarchical", "mean", "max"]))
+@given(
+    images(),
+    st.lists(scale_values, min_size=0, max_size=5),
+    st.sampled_from(["hierarchical", "mean", "max"]),
+)
 def test_infer_never_crashes_except_with_value_error(image, scales, method):
     try:
         result = hmsa_core.infer(image, scales, model=MODEL, method=method, cache=None)
