@@ -64,6 +64,20 @@ def bench_image(size: tuple[int, int]) -> tuple[np.ndarray, str]:
         return rng.integers(0, 256, (*size, 3), dtype=np.uint8), "random pixels"
 
 
+def load_bench_model(name: str) -> tuple[hmsa_core.MultiScaleSegmenter, str]:
+    """Returns the model to time and a description of it (bundled, file, or random init)."""
+    from hmsa_core.models import available
+
+    if name in available():
+        return hmsa_core.build(name, num_classes=19).eval(), f"{name} (random init)"
+    try:
+        return hmsa_core.load_model(name, device="cpu"), f"{name} (trained weights)"
+    except ValueError:
+        if name != "hmsa-lite":
+            raise
+        return hmsa_core.build("lite", num_classes=19).eval(), "lite (random init: no asset)"
+
+
 def _verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
@@ -74,11 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument(
+        "--model",
+        default="hmsa-lite",
+        help="a bundled model name or path (falls back to random 'lite' if the asset is missing), "
+        "or a registered architecture built with random weights, e.g. hrnet48_ocr_mscale",
+    )
     args = parser.parse_args(argv)
     repeats = max(1, args.repeats)
 
     torch.manual_seed(0)
-    model = hmsa_core.build("lite", num_classes=19).eval()
+    model, model_desc = load_bench_model(args.model)
     image, source = bench_image((args.height, args.width))
     prepared = prepare_input(image, model)
     labels, arch = model.labels, model.arch
@@ -115,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = merge_total.median / forward.median
 
     print(
-        f"merge benchmark: lite model (random init), {args.width} x {args.height} {source}, "
+        f"merge benchmark: {model_desc}, {args.width} x {args.height} {source}, "
         f"cascade {CASCADE}, CPU with {torch.get_num_threads()} thread(s), "
         f"median of {repeats} runs after a warm-up"
     )
