@@ -300,7 +300,9 @@ def scale_grid_figure(
         titles += [
             f"input @ {s:g} ({w} x {h})",
             f"prediction @ {s:g}",
-            f"attention a @ {s:g}" if per.attention is not None else f"no attention @ {s:g}",
+            (f"attention a @ {s:g}" + (" (unused)" if s == scales[-1] and len(scales) > 1 else ""))
+            if per.attention is not None
+            else f"no attention @ {s:g}",
             f"effective weight @ {s:g}" if s in result.weights else f"no weights @ {s:g}",
         ]
     fig = make_subplots(
