@@ -2,8 +2,12 @@
 
 The target is a scalar of one scale's forward pass: the summed logit of a class, or the summed
 attention map, over a set of pixels (a region, narrowed to the pixels that scale predicts as the
-class when there are any). It is attributed to the input pixels at the 1.0 input (downsized to
-``max_side`` first to bound the cost) with Integrated Gradients or Layer Grad-CAM.
+class when there are any). It is attributed to the input pixels at the 1.0 input with Integrated
+Gradients or Layer Grad-CAM. The work runs on a copy downsized to ``max_side`` (bounding the
+cost); the map is resized back (bilinear) so it always has the input's ``(H, W)``.
+
+The hierarchical merge starts from the largest scale of a cascade and never uses that scale's
+attention; :func:`attention_scales` names the scales whose attention it does use.
 """
 
 from __future__ import annotations
@@ -21,10 +25,20 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from plotly.subplots import make_subplots
 from torch import nn
 
-from analysis.figures import HEATMAP_SIDE, image_trace, style_image_axes
+from analysis.figures import HEATMAP_SIDE, attention_scales, image_trace, style_image_axes
 from hmsa_core.images import ImageLike, fit_max_side, rgb_to_uint8
 from hmsa_core.inference import model_device, prepare_input
 from hmsa_core.models.base import MultiScaleSegmenter, rescale_input, resize
+
+__all__ = [
+    "METHODS",
+    "TARGETS",
+    "Attribution",
+    "attention_scales",
+    "attribute",
+    "attribution_figure",
+    "default_layer",
+]
 
 Target = Literal["logits", "attention"]
 Method = Literal["integrated_gradients", "grad_cam"]
@@ -44,18 +58,23 @@ class Attribution:
     """An attribution map over the input pixels.
 
     Attributes:
-        map: ``(H, W)`` float32 attribution at the (possibly downsized) input resolution:
-            Integrated Gradients summed over RGB (signed), or Grad-CAM upsampled (>= 0).
+        map: ``(H, W)`` float32 attribution at the input's resolution: Integrated Gradients
+            summed over RGB (signed), or Grad-CAM (>= 0). Computed at :attr:`working_size` and
+            resized bilinearly to ``(H, W)`` when the input was downsized (Integrated Gradients
+            values are then per working pixel: the map sums to about
+            ``H * W / (h * w)`` times the attributed difference).
         method: ``"integrated_gradients"`` or ``"grad_cam"``.
         target: ``"logits"`` or ``"attention"``.
         scale: the scale whose forward pass was attributed.
         target_class: the class whose logit (or whose pixels' attention) was summed.
         input_rgb: ``(H, W, 3)`` uint8 input the map belongs to.
         region: ``(x0, y0, x1, y1)`` of the summed pixels in ``input_rgb`` coordinates.
-        class_pixels: pixels of the region the scale predicts as ``target_class`` (0: the whole
-            region was summed).
+        class_pixels: pixels of the region the scale predicts as ``target_class``, counted at
+            the working size (0: the whole region was summed).
         layer: the Grad-CAM layer name (empty for Integrated Gradients).
         seconds: wall time of the attribution.
+        working_size: ``(h, w)`` the attribution was computed at (the input fitted to
+            ``max_side``; equal to ``(H, W)`` when it already fitted).
     """
 
     map: np.ndarray
@@ -68,6 +87,7 @@ class Attribution:
     class_pixels: int = 0
     layer: str = ""
     seconds: float = 0.0
+    working_size: tuple[int, int] = (0, 0)
 
 
 def default_layer(model: nn.Module) -> tuple[str, nn.Module]:
@@ -107,15 +127,20 @@ def _resolve_layer(model: nn.Module, layer: str | nn.Module | None) -> tuple[str
 
 
 def _check_region(
-    region: tuple[int, int, int, int] | None, size: tuple[int, int], factor: float
+    region: tuple[int, int, int, int] | None, size: tuple[int, int]
 ) -> tuple[int, int, int, int]:
-    """Returns ``region`` (original image pixels) mapped to the downsized input and clipped."""
+    """Returns ``region`` ``(x0, y0, x1, y1)`` clipped to an image of ``size`` ``(H, W)``
+    (outward to whole pixels), or the whole image for ``None``.
+
+    Raises:
+        ValueError: not four numbers, or no pixel of the image inside.
+    """
     h, w = size
     if region is None:
         return 0, 0, w, h
     if len(region) != 4:
         raise ValueError(f"region must be (x0, y0, x1, y1), got {region!r}")
-    x0, y0, x1, y1 = (float(v) * factor for v in region)
+    x0, y0, x1, y1 = (float(v) for v in region)
     box = (
         max(0, math.floor(x0)),
         max(0, math.floor(y0)),
@@ -127,6 +152,27 @@ def _check_region(
             f"region {tuple(region)} holds no pixel of the image (x0 < x1, y0 < y1 needed)"
         )
     return box
+
+
+def _scale_box(
+    box: tuple[int, int, int, int], size: tuple[int, int], working: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Returns the non-empty box of ``working`` ``(h, w)`` pixels covering ``box`` of an image
+    of ``size`` ``(H, W)`` (outward rounding)."""
+    fy, fx = working[0] / size[0], working[1] / size[1]
+    x0, y0, x1, y1 = box
+    return (
+        min(working[1] - 1, math.floor(x0 * fx)),
+        min(working[0] - 1, math.floor(y0 * fy)),
+        max(1, min(working[1], math.ceil(x1 * fx))),
+        max(1, min(working[0], math.ceil(y1 * fy))),
+    )
+
+
+def _to_size(values: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """Returns an ``(h, w)`` map as a finite float32 ``(H, W)`` array, resized bilinearly."""
+    out = resize(values.detach().float()[None, None], size)[0, 0].cpu().numpy()
+    return np.nan_to_num(out.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _scale_output(
@@ -183,7 +229,8 @@ def attribute(
         region: ``(x0, y0, x1, y1)`` in the original image's pixels (end exclusive); ``None``:
             the whole image.
         steps: Integrated Gradients steps (cost grows linearly).
-        max_side: the input is downsized so its long side is at most this (bounds the cost).
+        max_side: the work runs on the input downsized so its long side is at most this
+            (bounds the cost); the map is resized back to the input's size.
         progress: called with a fraction in [0, 1] as the work advances.
         layer: Grad-CAM layer name or module (default: :func:`default_layer`).
         internal_batch_size: Integrated Gradients batch per forward pass.
@@ -208,7 +255,7 @@ def attribute(
     report = progress or (lambda _fraction: None)
 
     prepared = prepare_input(image, model)
-    full_h = prepared.size[0]
+    full = prepared.size
     rgb = fit_max_side(prepared.rgb, max_side)
     rgb_u8 = rgb if rgb.dtype == np.uint8 else rgb_to_uint8(rgb)
     h, w = rgb_u8.shape[:2]
@@ -218,8 +265,8 @@ def attribute(
             f"scale {scale:g} of a {w} x {h} input is under the model's minimum side of "
             f"{model.min_input_side} pixels; raise max_side or the scale"
         )
-    factor = h / full_h if full_h else 1.0
-    box = _check_region(region, (h, w), factor)
+    region_box = _check_region(region, full)
+    box = _scale_box(region_box, full, (h, w))
 
     device = model_device(model)
     x = torch.from_numpy(rgb_u8).permute(2, 0, 1)[None].float().div(255.0).to(device)
@@ -269,8 +316,7 @@ def attribute(
             result = LayerAttribution.interpolate(attr, (h, w), interpolate_mode="bilinear")[0, 0]
     finally:
         model.train(was_training)
-    out = result.detach().float().cpu().numpy().astype(np.float32)
-    out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+    out = _to_size(result, full)
     report(1.0)
     return Attribution(
         map=out,
@@ -278,11 +324,12 @@ def attribute(
         target=target,
         scale=float(scale),
         target_class=int(target_class),
-        input_rgb=rgb_u8,
-        region=box,
+        input_rgb=prepared.rgb,
+        region=region_box,
         class_pixels=class_pixels,
         layer=layer_name,
         seconds=time.perf_counter() - start,
+        working_size=(h, w),
     )
 
 

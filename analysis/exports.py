@@ -1,4 +1,5 @@
-"""Downloadable exports of one run: indexed mask PNG, per-scale arrays (.npz), metrics JSON, cost rows.
+"""Downloadable exports of one run: indexed mask PNG, per-scale arrays (.npz), metrics JSON, cost
+rows, the per-class IoU table.
 
 Both apps call these for their download buttons and tables, so the files are the same whichever
 front end made them.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -166,3 +168,72 @@ def cost_rows(cost: CascadeCost, *, total: bool = False) -> list[dict]:
             }
         )
     return rows
+
+
+#: Name of the last row of the IoU table, the mean over classes.
+MIOU_ROW = "mIoU"
+
+
+@dataclass(frozen=True)
+class IouRow:
+    """One row of the per-class IoU table.
+
+    Attributes:
+        name: the class name, or :data:`MIOU_ROW` for the last row.
+        class_id: the class id, ``None`` for the mIoU row.
+        values: method -> IoU in [0, 1] (mIoU in the last row); ``None`` where undefined
+            (the class is in neither the ground truth nor that method's prediction).
+    """
+
+    name: str
+    class_id: int | None
+    values: dict[str, float | None]
+
+    @property
+    def is_mean(self) -> bool:
+        """Returns True for the mIoU row."""
+        return self.class_id is None
+
+
+def iou_table_rows(comparison: MethodComparison) -> list[IouRow]:
+    """Returns the per-class IoU rows of a comparison: one per class present in the ground truth
+    or any method's prediction (by class id), then the :data:`MIOU_ROW` row. Values are
+    fractions in [0, 1]; ``[]`` without ground truth."""
+    if comparison.scores is None:
+        return []
+    scores = comparison.scores
+    labels = comparison.labels
+    present = np.zeros(labels.num_classes, dtype=bool)
+    for s in scores.values():
+        present |= np.asarray(s.present, dtype=bool)
+    rows = [
+        IouRow(
+            name=labels.names[int(c)],
+            class_id=int(c),
+            values={
+                m: _finite_or_none(s.iou[c]) if s.present[c] else None for m, s in scores.items()
+            },
+        )
+        for c in np.flatnonzero(present)
+    ]
+    rows.append(IouRow(MIOU_ROW, None, {m: _finite_or_none(s.miou) for m, s in scores.items()}))
+    return rows
+
+
+def iou_table(
+    comparison: MethodComparison, *, percent: bool = False, digits: int = 4
+) -> tuple[list[str], list[list[str | float | None]]]:
+    """Returns ``(headers, rows)`` of the IoU table for a grid widget: headers ``["class",
+    *methods]``; rows of :func:`iou_table_rows` as ``[name, value per method]`` with values
+    rounded to ``digits`` (in percent when ``percent``), ``None`` where undefined. Both are
+    ``[]`` without ground truth."""
+    rows = iou_table_rows(comparison)
+    if not rows:
+        return [], []
+    factor = 100.0 if percent else 1.0
+    methods = list(rows[0].values)
+
+    def cell(value: float | None) -> float | None:
+        return None if value is None else round(factor * value, digits)
+
+    return ["class", *methods], [[r.name, *(cell(r.values[m]) for m in methods)] for r in rows]

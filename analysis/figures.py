@@ -9,12 +9,15 @@ that their long side stays at most ``max_side`` pixels; heatmaps are downsampled
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
@@ -354,6 +357,91 @@ def scale_grid_figure(
         plot_bgcolor="white",
     )
     return fig
+
+
+def attention_scales(scales: Iterable[float]) -> tuple[float, ...]:
+    """Returns the ascending scales of a cascade whose attention the hierarchical merge uses:
+    every scale but the largest (the chain starts from the largest scale's prediction, so its
+    attention never weighs anything). A one-scale cascade uses no attention: ``()``."""
+    ordered = tuple(sorted({float(s) for s in scales}))
+    return ordered[:-1]
+
+
+@functools.lru_cache(maxsize=4)
+def _colour_lut(colorscale: str) -> np.ndarray:
+    """Returns the ``(256, 3)`` uint8 lookup table of a plotly colour scale."""
+    samples = plotly.colors.sample_colorscale(colorscale, [i / 255 for i in range(256)])
+    lut = np.asarray([plotly.colors.unlabel_rgb(c) for c in samples]).round().astype(np.uint8)
+    lut.flags.writeable = False
+    return lut
+
+
+def heatmap_rgb(
+    values: torch.Tensor | np.ndarray,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    colorscale: str = ATTENTION_SCALE,
+) -> np.ndarray:
+    """Returns the ``(H, W, 3)`` uint8 colour image of an ``(H, W)`` map on a fixed colour
+    scale: ``vmin`` (and below) is the scale's first colour, ``vmax`` (and above) its last;
+    NaN counts as ``vmin``. The default is the figures' attention scale over [0, 1]."""
+    arr = to_numpy(values).astype(np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"a heatmap needs an (H, W) map, got shape {arr.shape}")
+    if not vmax > vmin:
+        raise ValueError(f"vmax must be above vmin, got {vmin} and {vmax}")
+    unit = np.clip((arr - vmin) / (vmax - vmin), 0.0, 1.0)
+    index = np.nan_to_num(unit * 255.0, nan=0.0).round().astype(np.uint8)
+    return _colour_lut(colorscale)[index]
+
+
+@dataclass(frozen=True)
+class ScalePanels:
+    """One scale's images for a gallery, all ``uint8`` RGB; attention and weight share one
+    colour scale (:data:`ATTENTION_SCALE`, 0 to 1).
+
+    Attributes:
+        scale: the scale.
+        prediction: ``(h, w, 3)`` that scale's own prediction in the label colours.
+        attention: ``(h, w, 3)`` its attention map, ``None`` without an attention head.
+        weight: ``(H, W, 3)`` its effective weight in the merge, ``None`` when the result has
+            no weights.
+        mean_attention: mean of the attention map, ``None`` without one.
+        mean_weight: mean effective weight (the share of the merge), ``None`` without one.
+        attention_used: whether the hierarchical merge uses this scale's attention (not for
+            the largest scale of the cascade, see :func:`attention_scales`).
+    """
+
+    scale: float
+    prediction: np.ndarray
+    attention: np.ndarray | None
+    weight: np.ndarray | None
+    mean_attention: float | None
+    mean_weight: float | None
+    attention_used: bool
+
+
+def scale_panels(result: InferenceResult) -> list[ScalePanels]:
+    """Returns the :class:`ScalePanels` of every scale of ``result``, ascending by scale (the
+    images a static gallery shows; :func:`scale_grid_figure` is the interactive form)."""
+    used = set(attention_scales(result.per_scale))
+    panels = []
+    for s in sorted(result.per_scale):
+        per = result.per_scale[s]
+        att = per.attention
+        weight = result.weights.get(s)
+        panels.append(
+            ScalePanels(
+                scale=s,
+                prediction=result.labels.colorize(per.logits.argmax(0)),
+                attention=None if att is None else heatmap_rgb(att),
+                weight=None if weight is None else heatmap_rgb(weight),
+                mean_attention=None if att is None else float(att.float().mean()),
+                mean_weight=None if weight is None else float(weight.float().mean()),
+                attention_used=att is not None and s in used,
+            )
+        )
+    return panels
 
 
 # --------------------------------------------------------------------------- method comparison

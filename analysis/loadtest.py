@@ -63,30 +63,35 @@ class PhaseReport:
 
 @dataclass(frozen=True)
 class LoadReport:
-    """The whole run: memory before, then two phases.
+    """The whole run: a warm-up request, memory before, then two phases.
 
     Attributes:
         rss_before: server resident memory after start-up and one warm-up request (bytes).
         phases: the two :class:`PhaseReport`.
         errors_seen: the first few error messages.
+        warmup: the warm-up phase (one request); its failures count in :attr:`errors`.
     """
 
     rss_before: int
     phases: tuple[PhaseReport, ...]
     errors_seen: tuple[str, ...] = field(default_factory=tuple)
+    warmup: PhaseReport | None = None
 
     @property
     def errors(self) -> int:
-        """Returns the total number of failed requests."""
-        return sum(p.errors for p in self.phases)
+        """Returns the total number of failed requests, the warm-up's included."""
+        warm = self.warmup.errors if self.warmup is not None else 0
+        return warm + sum(p.errors for p in self.phases)
 
     def to_markdown(self) -> str:
-        """Returns the report as a markdown table."""
+        """Returns the report as a markdown table (the warm-up's errors in its first row)."""
         mb = 1024 * 1024
+        warm = self.warmup
+        warm_cells = f"{warm.requests} | {warm.errors}" if warm is not None else " | "
         lines = [
             "| phase | requests | errors | req/s | p50 s | p95 s | server RSS after (MB) |",
             "|---|---|---|---|---|---|---|",
-            f"| start (after warm-up) | | | | | | {self.rss_before / mb:.0f} |",
+            f"| warm-up | {warm_cells} | | | | {self.rss_before / mb:.0f} |",
         ]
         for i, p in enumerate(self.phases, 1):
             lines.append(
@@ -263,8 +268,8 @@ def run_load_test(
             errors_seen: list[str] = []
             pid = proc.pid if proc else None
             warm = write_images(folder, 1, size, seed=999)
-            run_phase(url, warm, 1, scales, errors_seen, pid)
-            rss_before = process_rss(pid) if pid else 0
+            warmup = run_phase(url, warm, 1, scales, errors_seen, pid)
+            rss_before = warmup.rss_after
             half = requests // 2
             phases = tuple(
                 run_phase(
@@ -272,7 +277,7 @@ def run_load_test(
                 )
                 for k in (1, 2)
             )
-            return LoadReport(rss_before, phases, tuple(errors_seen))
+            return LoadReport(rss_before, phases, tuple(errors_seen), warmup)
         finally:
             if proc is not None:
                 proc.terminate()
@@ -283,7 +288,7 @@ def run_load_test(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; prints the report and returns 1 if any request failed."""
+    """CLI entry point; prints the report and returns 1 if any request failed (warm-up included)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=40, help="total, split over two phases")

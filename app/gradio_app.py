@@ -2,8 +2,11 @@
 
 The page runs a scale cascade on an image and shows the merged prediction, every scale's own
 prediction, attention and effective weight, the merge methods side by side, per-class IoU when
-a mask is given, and the compute cost. The ``/segment`` API endpoint returns the mask and the
-per-scale numbers to scripts (see README.md for a ``gradio_client`` example).
+a mask is given, and the compute cost. Uploads are plain files (``gr.File``): Gradio decodes
+nothing, the app's own readers do, so a bad file is a clear error; a read-only preview shows
+what they read. The ``/segment`` API endpoint returns the mask, the per-scale numbers and the
+per-scale attention and weight maps (``.npz``) to scripts (see README.md for a
+``gradio_client`` example).
 
 Environment: ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` (host and port; default
 127.0.0.1:7860, 0.0.0.0 on a Space), ``HMSA_MODELS_DIR`` (extra checkpoints),
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # a Space runs this file without installing the repo
@@ -66,6 +71,56 @@ def concurrency_limit() -> int:
     return int(raw)
 
 
+def upload_with_preview(
+    label: str, types: tuple[str, ...], name: str, height: int
+) -> tuple[gr.File, gr.Image]:
+    """Returns ``(file upload, read-only preview)`` for one input file.
+
+    The upload is a ``gr.File`` (Gradio stores the bytes and decodes nothing), so every file
+    reaches the app's own readers, which refuse bad ones with a message; the preview shows what
+    those readers made of it. Elements are ``#input-<name>`` and ``#<name>-preview``.
+    """
+    upload = gr.File(
+        label=label,
+        file_types=[f".{t}" for t in types],
+        file_count="single",
+        height=110,
+        elem_id=f"input-{name}",
+    )
+    preview = gr.Image(
+        label=f"{name.capitalize()} preview",
+        interactive=False,
+        format="png",
+        height=height,
+        elem_id=f"{name}-preview",
+    )
+    return upload, preview
+
+
+def show_preview(
+    triggers: Sequence[Any],
+    fn: Callable[..., object],
+    inputs: list[gr.components.Component],
+    preview: gr.Image,
+    name: str,
+) -> None:
+    """Wires ``triggers`` (event listeners such as ``upload.change``) to empty ``preview`` at
+    once, then fill it with ``fn(*inputs)``: an unreadable file leaves the preview empty and
+    shows ``fn``'s error. The second step is the undocumented endpoint ``/preview_<name>``."""
+    gr.on(triggers, clear_value, outputs=preview, queue=False, api_visibility="private").then(
+        fn,
+        inputs=inputs,
+        outputs=preview,
+        api_name=f"preview_{name}",
+        api_visibility="undocumented",
+    )
+
+
+def clear_value() -> None:
+    """Returns ``None``: the value that empties a component."""
+    return None
+
+
 def build_app(
     models_dir: str | os.PathLike | None = None, *, samples_dir: str | os.PathLike | None = None
 ) -> gr.Blocks:
@@ -84,21 +139,14 @@ def build_app(
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=2, min_width=320):
-                image = gr.Image(
-                    label="Image",
-                    type="filepath",
-                    image_mode=None,
-                    sources=["upload", "clipboard"],
-                    height=260,
-                    elem_id="input-image",
+                image, image_preview = upload_with_preview(
+                    "Image (PNG, JPEG, WebP or TIFF)", common.IMAGE_TYPES, "image", 240
                 )
-                mask = gr.Image(
-                    label="Ground-truth mask (optional: class ids, e.g. a palette PNG)",
-                    type="filepath",
-                    image_mode=None,
-                    sources=["upload"],
-                    height=160,
-                    elem_id="input-mask",
+                mask, mask_preview = upload_with_preview(
+                    "Ground-truth mask (optional: class ids, e.g. a palette PNG)",
+                    common.MASK_TYPES,
+                    "mask",
+                    140,
                 )
                 scales = gr.CheckboxGroup(
                     scale_choices,
@@ -181,10 +229,16 @@ def build_app(
             api_model = gr.Textbox(label="model", value="")
             api_mask = gr.File(label="mask", type="filepath")
             api_max_side = gr.Number(label="max_side", value=common.DEFAULT_MAX_SIDE, precision=0)
+            api_arrays = gr.Checkbox(label="arrays", value=True)
             api_png = gr.File(label="mask_png")
             api_data = gr.JSON(label="data")
+            api_maps = gr.File(label="scale_maps_npz")
             api_button = gr.Button("segment")
 
+        show_preview([image.change], handlers.preview_image, [image], image_preview, "image")
+        show_preview(
+            [mask.change, model.change], handlers.preview_mask, [mask, model], mask_preview, "mask"
+        )
         gr.on(
             [model.change, scales.change, demo.load],
             handlers.model_changed,
@@ -221,8 +275,16 @@ def build_app(
         )
         api_button.click(
             handlers.segment,
-            inputs=[api_image, api_scales, api_method, api_model, api_mask, api_max_side],
-            outputs=[api_png, api_data],
+            inputs=[
+                api_image,
+                api_scales,
+                api_method,
+                api_model,
+                api_mask,
+                api_max_side,
+                api_arrays,
+            ],
+            outputs=[api_png, api_data, api_maps],
             api_name="segment",
         )
     demo.queue(default_concurrency_limit=concurrency_limit(), max_size=QUEUE_MAX_SIZE)

@@ -20,21 +20,22 @@ from hmsa_core.inference import (
     infer_prepared,
     prepare_input,
 )
-from hmsa_core.limits import DEFAULT_LIMITS, InputLimits
+from hmsa_core.labels import LabelSet, label_set_from_file, sidecar_label_file
+from hmsa_core.limits import InputLimits, cache_bytes_from_env, limits_from_env
 from hmsa_core.models.base import MultiScaleSegmenter, ScaleOutput
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 #: Bundled models, by name: the file under ``assets/`` that holds each.
 BUNDLED_MODELS: dict[str, str] = {
-    "hmsa-lite": "hmsa_lite_synthscapes.safetensors",
-    "explicit-lite": "explicit_lite_synthscapes.safetensors",
+    "hmsa-lite": "models/hmsa_lite_synthscapes.safetensors",
+    "explicit-lite": "models/explicit_lite_synthscapes.safetensors",
 }
 DEFAULT_MODEL = "hmsa-lite"
 
 #: The per-scale cache :func:`infer` uses unless given another (bounded in bytes).
 DEFAULT_SCALE_CACHE: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] = ByteLRUCache(
-    int(os.environ.get("HMSA_CACHE_BYTES", DEFAULT_CACHE_BYTES))
+    cache_bytes_from_env(DEFAULT_CACHE_BYTES)
 )
 
 
@@ -59,7 +60,10 @@ def bundled_model_path(name: str) -> Path:
 
 
 def load_model(
-    name_or_path: str | os.PathLike | None = None, device: str | torch.device | None = None
+    name_or_path: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    *,
+    labels: LabelSet | str | os.PathLike | None = None,
 ) -> MultiScaleSegmenter:
     """Returns an eval-mode model on ``device`` (``None``: CUDA when available, else CPU).
 
@@ -67,6 +71,11 @@ def load_model(
         name_or_path: ``None`` for the bundled default (``hmsa-lite``); a bundled name
             (see :data:`BUNDLED_MODELS`); a native ``.safetensors`` checkpoint; or an official
             NVIDIA ``.pth`` checkpoint (recognised by its layout).
+        labels: for an official checkpoint, its class names and colours: a :class:`LabelSet`
+            or a JSON label file (see :func:`~hmsa_core.labels.label_set_from_file`). When
+            ``None``, a ``<checkpoint stem>.labels.json`` beside the file is used if present,
+            else the set follows the class count (19: Cityscapes; otherwise generic names).
+            Native checkpoints carry their own label set.
 
     Raises:
         ValueError: unknown name, missing file, or a file that is not a valid checkpoint.
@@ -86,7 +95,7 @@ def load_model(
                 f"no model named {str(name)!r}: not a bundled name ({', '.join(BUNDLED_MODELS)}) "
                 "and no such file"
             )
-    return _load_file(path, target)
+    return _load_file(path, target, labels)
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -98,14 +107,22 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < 1 << 30
 
 
-def _load_file(path: Path, device: torch.device) -> MultiScaleSegmenter:
+def _load_file(
+    path: Path, device: torch.device, labels: LabelSet | str | os.PathLike | None
+) -> MultiScaleSegmenter:
     if _is_safetensors(path):
+        if labels is not None:
+            raise ValueError(f"{path.name} carries its own label set; labels= is for .pth files")
         from hmsa_core.checkpoints.native import load_native
 
         return load_native(path, device)
     from hmsa_core.checkpoints.official import load_official
 
-    return load_official(path, device)
+    if labels is None and sidecar_label_file(path).is_file():
+        labels = sidecar_label_file(path)
+    if labels is not None and not isinstance(labels, LabelSet):
+        labels = label_set_from_file(labels)
+    return load_official(path, device, labels=labels)
 
 
 _DEFAULT_LOCK = threading.Lock()
@@ -133,7 +150,7 @@ def infer(
     precision: str = "fp32",
     cache: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] | None = DEFAULT_SCALE_CACHE,
     progress: ProgressFn | None = None,
-    limits: InputLimits = DEFAULT_LIMITS,
+    limits: InputLimits | None = None,
 ) -> InferenceResult:
     """Returns the :class:`InferenceResult` of running ``model`` on ``image`` over a cascade.
 
@@ -150,11 +167,14 @@ def infer(
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on CUDA.
         cache: the per-scale cache (``None`` to disable).
         progress: called after each scale with ``(scale, index, total, cached)``.
-        limits: input size and cascade limits.
+        limits: input size and cascade limits; ``None`` reads them from the ``HMSA_*``
+            environment variables (see :func:`~hmsa_core.limits.limits_from_env`).
 
     Raises:
         ValueError: unreadable image, bad cascade or unknown method, with what was wrong.
     """
+    if limits is None:
+        limits = limits_from_env()
     if model is None:
         model = default_model(device)
     prepared = prepare_input(image, model, limits)

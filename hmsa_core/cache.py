@@ -126,10 +126,9 @@ def model_token(model: torch.nn.Module) -> str:
         return token
 
 
-def forget_model(model: torch.nn.Module) -> None:
-    """Gives ``model`` a new token, so cached passes of its old weights are never returned again.
-
-    Call it after changing a model's weights in place (e.g. during training).
-    """
-    with _TOKEN_LOCK:
-        _MODEL_TOKENS[model] = uuid.uuid4().hex
+def weights_version(model: torch.nn.Module) -> int:
+    """Returns a counter that grows whenever any parameter or buffer of ``model`` is changed in
+    place (``load_state_dict``, an optimiser step, ``.copy_``): the sum of the tensors' version
+    counters. Part of the per-scale cache key, so edited weights never get stale passes."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(int(t._version) for t in tensors)

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 
 from hmsa_core.api import BUNDLED_MODELS, bundled_model_path
-from hmsa_core.labels import label_set_for
+from hmsa_core.labels import label_set_for, label_set_from_file, sidecar_label_file
 
 MODELS_DIR_ENV = "HMSA_MODELS_DIR"
 DEFAULT_MODELS_DIR = "models"
@@ -60,7 +60,7 @@ class _Described:
     parameter_count: int | None
 
 
-_CACHE: dict[tuple[str, int, int], _Described | str] = {}
+_CACHE: dict[tuple[str, int, int, int], _Described | str] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -94,7 +94,8 @@ def _describe_official(path: Path) -> _Described:
     from hmsa_core.models.registry import build
 
     state, info = read_official_state(path)
-    labels = label_set_for(info.num_classes)
+    sidecar = sidecar_label_file(path)
+    labels = label_set_from_file(sidecar) if sidecar.is_file() else label_set_for(info.num_classes)
     with torch.device("meta"):
         skeleton = build(ARCH, labels=labels)
     check_state_dict(skeleton, state, path.name)
@@ -102,9 +103,12 @@ def _describe_official(path: Path) -> _Described:
 
 
 def _describe(path: Path, kind: ModelKind) -> _Described | str:
-    """Returns the file's description, or an error message; cached by (path, mtime, size)."""
+    """Returns the file's description, or an error message; cached by path, mtime and size
+    (and the mtime of its label file, when there is one)."""
     stat = path.stat()
-    key = (str(path), int(stat.st_mtime_ns), int(stat.st_size))
+    sidecar = sidecar_label_file(path)
+    labels_mtime = sidecar.stat().st_mtime_ns if sidecar.is_file() else 0
+    key = (str(path), int(stat.st_mtime_ns), int(stat.st_size), int(labels_mtime))
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
     if hit is not None:

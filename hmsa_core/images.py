@@ -6,20 +6,59 @@ float32 RGB array in [0, 1]. Bad input raises ``ValueError`` with a message a us
 
 from __future__ import annotations
 
-import contextlib
 import io
+import math
 import os
-import warnings
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tifffile
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from hmsa_core.limits import DEFAULT_LIMITS, InputLimits
 
 ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray | torch.Tensor
+
+#: Most samples (channels) per pixel an image may have: RGB plus alpha.
+MAX_CHANNELS = 4
+#: Most bytes per sample (float64).
+MAX_SAMPLE_BYTES = 8
+#: Float images: values up to ``1 + FLOAT_TOLERANCE`` are read as [0, 1] (and clipped); values
+#: down to ``-FLOAT_TOLERANCE`` are clipped to 0 (resampling over- and undershoot).
+FLOAT_TOLERANCE = 0.05
+#: The EXIF (and TIFF) orientation tag.
+ORIENTATION_TAG = 0x0112
+
+#: EXIF orientation -> the PIL transpose that displays the image upright (as ImageOps.exif_transpose).
+_PIL_ORIENT: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+#: The same transposes on ``(H, W, ...)`` numpy arrays.
+_ARRAY_ORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def max_decoded_bytes(limits: InputLimits) -> int:
+    """Returns the most bytes one decoded image may take under ``limits``:
+    ``max_pixels * MAX_CHANNELS * MAX_SAMPLE_BYTES`` (40 MP RGBA float64 by default)."""
+    return limits.max_pixels * MAX_CHANNELS * MAX_SAMPLE_BYTES
 
 
 def _check_size(height: int, width: int, limits: InputLimits, what: str = "image") -> None:
@@ -37,17 +76,11 @@ def _check_size(height: int, width: int, limits: InputLimits, what: str = "image
         )
 
 
-def open_image_file(
-    source: str | os.PathLike | bytes, limits: InputLimits = DEFAULT_LIMITS
-) -> Image.Image:
-    """Returns the decoded PIL image of a file path or encoded bytes, EXIF orientation applied.
-
-    The header is checked against ``limits`` before any pixel is decoded. Raises ``ValueError``
-    for missing, empty, oversized, truncated, animated or non-image files.
-    """
+def _read_source(source: str | os.PathLike | bytes, limits: InputLimits) -> tuple[bytes, str]:
+    """Returns ``(encoded bytes, display name)`` of a path or bytes, checked against the file-size
+    limit before reading. Raises ``ValueError`` for a missing, empty or oversized file."""
     if isinstance(source, bytes):
-        data = source
-        name = "uploaded file"
+        data, name = source, "uploaded file"
     else:
         path = Path(source)
         name = path.name
@@ -65,30 +98,110 @@ def open_image_file(
         raise ValueError(
             f"{name} is {len(data):,} bytes, over the {limits.max_file_bytes:,}-byte limit"
         )
+    return data, name
+
+
+def _try_formats(data: bytes, formats: list[str]) -> ImageFile.ImageFile | None:
+    """Returns the first of Pillow's registered ``formats`` that parses ``data``'s header, or None.
+
+    The same plugin search as ``Image.open`` (prefix check, then the plugin's header parser),
+    without Image.open's global decompression-bomb limit: the caller checks the size itself.
+    """
+    prefix = data[:16]
+    for fmt in formats:
+        factory, accept = Image.OPEN[fmt]
+        verdict = True if accept is None else accept(prefix)
+        if isinstance(verdict, str) or not verdict:
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue
+    return None
+
+
+def _open_header(data: bytes) -> ImageFile.ImageFile:
+    """Returns the image with only its header parsed (no pixel decoded, no size limit applied).
+
+    Raises ``UnidentifiedImageError`` when no Pillow plugin recognises the data.
+    """
+    tried: list[str] = []
+    for register_plugins in (Image.preinit, Image.init):
+        register_plugins()
+        fresh = [fmt for fmt in Image.ID if fmt not in tried]
+        found = _try_formats(data, fresh)
+        if found is not None:
+            return found
+        tried.extend(fresh)
+    raise UnidentifiedImageError("no image format recognised")
+
+
+def _exif_orientation(img: Image.Image, name: str) -> int:
+    """Returns the image's EXIF orientation, 1..8.
+
+    A missing tag or one that is not an orientation (not an integer in 1..8) gives 1 (as
+    displayed by browsers); an EXIF block Pillow cannot parse raises ``ValueError``.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            _check_size(height, width, limits, name)
-            if getattr(img, "n_frames", 1) > 1:
-                raise ValueError(
-                    f"{name} is an animated image with {img.n_frames} frames; upload a single still image"
-                )
-            img.load()
+        value = img.getexif().get(ORIENTATION_TAG)
+    except (SyntaxError, ValueError, OSError, struct.error, TypeError, KeyError, IndexError) as exc:
+        raise ValueError(
+            f"{name} has an unreadable EXIF block, so its orientation is unknown ({exc}); "
+            "re-save it without EXIF metadata"
+        ) from exc
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8:
+        return 1
+    return int(value)
+
+
+def _decode(img: ImageFile.ImageFile, name: str) -> None:
+    """Decodes ``img``'s pixels in place; ``ValueError`` for animated, truncated or corrupt data."""
+    try:
+        if getattr(img, "n_frames", 1) > 1:
+            raise ValueError(
+                f"{name} is an animated image with {img.n_frames} frames; upload a single still image"
+            )
+        img.load()
     except ValueError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError(f"{name} declares an absurd size and was refused: {exc}") from exc
+        # Pillow's own per-plugin checks at decode time (TIFF strips, GIF frames wider than the
+        # canvas) still read its global Image.MAX_IMAGE_PIXELS.
+        raise ValueError(
+            f"{name} is too large for the image decoder and was refused: {exc}"
+        ) from exc
+    except (OSError, SyntaxError, EOFError, struct.error, IndexError, TypeError) as exc:
+        raise ValueError(f"{name} could not be decoded (truncated or corrupt?): {exc}") from exc
+
+
+def open_image_file(
+    source: str | os.PathLike | bytes, limits: InputLimits = DEFAULT_LIMITS
+) -> Image.Image:
+    """Returns the decoded PIL image of a file path or encoded bytes, EXIF orientation applied.
+
+    The header is checked against ``limits`` before any pixel is decoded, and before Pillow's own
+    decompression-bomb limit could refuse it: our limits (``HMSA_MAX_PIXELS``) decide, with our
+    message. Raises ``ValueError`` for missing, empty, oversized, truncated, animated or
+    non-image files, and for an unreadable EXIF block.
+    """
+    data, name = _read_source(source, limits)
+    try:
+        img = _open_header(data)
     except UnidentifiedImageError as exc:
         raise ValueError(
             f"{name} is not a readable image (PNG, JPEG, WebP, TIFF, BMP or GIF expected)"
         ) from exc
-    except (OSError, SyntaxError, EOFError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(
+            f"{name} is too large for the image decoder and was refused: {exc}"
+        ) from exc
+    except (OSError, SyntaxError, EOFError, struct.error) as exc:
         raise ValueError(f"{name} could not be decoded (truncated or corrupt?): {exc}") from exc
-    with contextlib.suppress(Exception):
-        img = ImageOps.exif_transpose(img)
-    return img
+    width, height = img.size
+    _check_size(height, width, limits, name)  # refused from the header, never decoded
+    _decode(img, name)
+    transpose = _PIL_ORIENT.get(_exif_orientation(img, name))
+    return img.transpose(transpose) if transpose is not None else img
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
@@ -113,8 +226,32 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))  # P, CMYK, YCbCr, LAB, HSV, ...
 
 
+def _float_to_unit(arr: np.ndarray) -> np.ndarray:
+    """Returns a float image as float32 in [0, 1].
+
+    Values with a maximum up to ``1 + FLOAT_TOLERANCE`` are [0, 1] (clipped); a maximum in
+    ``(1 + FLOAT_TOLERANCE, 255]`` means [0, 255] (divided by 255). Values below
+    ``-FLOAT_TOLERANCE``, above 255, NaN or infinite raise ``ValueError``.
+    """
+    if not np.isfinite(arr).all():
+        raise ValueError("image holds NaN or infinite values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -FLOAT_TOLERANCE or hi > 255.0:
+        raise ValueError(
+            f"float image values must lie in [0, 1] (up to {1 + FLOAT_TOLERANCE:g}, clipped) or in "
+            f"[0, 255]; got range [{lo:g}, {hi:g}]"
+        )
+    out = arr.astype(np.float32)
+    if hi > 1.0 + FLOAT_TOLERANCE:
+        out = out / np.float32(255.0)
+    return np.clip(out, 0.0, 1.0)
+
+
 def _array_to_unit_float(arr: np.ndarray) -> np.ndarray:
-    """Returns ``arr`` as float32 in [0, 1] according to its dtype."""
+    """Returns ``arr`` (same shape) as float32 in [0, 1] according to its dtype.
+
+    bool, uint8 and uint16 are scaled by their range; floats follow :func:`_float_to_unit`.
+    """
     if arr.dtype == np.bool_:
         return arr.astype(np.float32)
     if arr.dtype == np.uint8:
@@ -122,16 +259,10 @@ def _array_to_unit_float(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint16:
         return arr.astype(np.float32) / 65535.0
     if np.issubdtype(arr.dtype, np.floating):
-        out = arr.astype(np.float32)
-        if not np.isfinite(out).all():
-            raise ValueError("image holds NaN or infinite values")
-        lo, hi = float(out.min()), float(out.max())
-        if lo < 0.0 or hi > 255.0:
-            raise ValueError(
-                f"float image values must lie in [0, 1] (or [0, 255]); got range [{lo:g}, {hi:g}]"
-            )
-        return out / 255.0 if hi > 1.0 else out
-    raise ValueError(f"unsupported image dtype {arr.dtype}; use uint8, uint16, or float in [0, 1]")
+        return _float_to_unit(arr)
+    raise ValueError(
+        f"unsupported image dtype {arr.dtype}; use uint8, uint16, or float in [0, 1] or [0, 255]"
+    )
 
 
 def array_to_rgb(arr: np.ndarray) -> np.ndarray:
@@ -158,15 +289,23 @@ def array_to_rgb(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
-def _tiff_pixels(
-    source: str | os.PathLike | bytes, limits: InputLimits = DEFAULT_LIMITS
-) -> np.ndarray | None:
-    """Returns a TIFF's pixels at full precision (PIL reduces 16-bit RGB to 8 bits and cannot
-    open float RGB), or ``None``.
+@dataclass(frozen=True)
+class _TiffHeader:
+    """What a TIFF's first page declares, read before any pixel is decoded."""
 
-    ``None`` when the data is not a single-page TIFF within ``limits`` (checked from the header
-    before decoding) or tifffile cannot read it (PIL's decode and its error messages are used).
-    """
+    height: int
+    width: int
+    depth: int
+    samples: int
+    planar: bool
+    decoded_bytes: int
+    chunk_pixels: int
+    chunk_bytes: int
+    orientation: int
+
+
+def _tiff_bytes(source: str | os.PathLike | bytes, limits: InputLimits) -> bytes | None:
+    """Returns the bytes of ``source`` when it is a TIFF within the file-size limit, else None."""
     if not isinstance(source, bytes):
         path = Path(source)
         if not path.is_file() or path.stat().st_size > limits.max_file_bytes:
@@ -174,23 +313,105 @@ def _tiff_pixels(
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     if data[:4] not in (b"II*\x00", b"MM\x00*") or len(data) > limits.max_file_bytes:
         return None
+    return data
+
+
+def _tiff_header(page: tifffile.TiffPage) -> _TiffHeader | None:
+    """Returns the :class:`_TiffHeader` of a page, or None when tifffile cannot decode its
+    sample format."""
+    if page.dtype is None:
+        return None
+    itemsize = int(np.dtype(page.dtype).itemsize)
+    if page.is_tiled:
+        chunk_pixels = max(1, int(page.tiledepth)) * int(page.tilelength) * int(page.tilewidth)
+    else:
+        chunk_pixels = int(page.rowsperstrip) * int(page.imagewidth)
+    tag = page.tags.get(ORIENTATION_TAG)
+    try:
+        orientation = int(tag.value) if tag is not None else 1
+    except (TypeError, ValueError):
+        orientation = 1
+    return _TiffHeader(
+        height=int(page.imagelength),
+        width=int(page.imagewidth),
+        depth=int(page.imagedepth),
+        samples=int(page.samplesperpixel),
+        planar=int(page.planarconfig) == 2 and int(page.samplesperpixel) > 1,
+        decoded_bytes=int(page.nbytes),
+        chunk_pixels=chunk_pixels,
+        chunk_bytes=math.prod(int(n) for n in page.chunks) * itemsize,
+        orientation=orientation if 1 <= orientation <= 8 else 1,
+    )
+
+
+def _check_tiff_header(header: _TiffHeader, limits: InputLimits, name: str) -> None:
+    """Raises ``ValueError`` unless the TIFF decodes to one 2-D image of at most
+    :data:`MAX_CHANNELS` samples within ``limits`` (pixels, side and decoded bytes)."""
+    _check_size(header.height, header.width, limits, name)
+    if header.depth != 1:
+        raise ValueError(
+            f"{name} is a volume of {header.depth} image planes; give a single 2-D image"
+        )
+    if not 1 <= header.samples <= MAX_CHANNELS:
+        raise ValueError(
+            f"{name} has {header.samples} samples per pixel; at most {MAX_CHANNELS} "
+            "(RGB + alpha) are supported"
+        )
+    budget = max_decoded_bytes(limits)
+    if max(header.decoded_bytes, header.chunk_bytes) > budget:
+        raise ValueError(
+            f"{name} would decode to {max(header.decoded_bytes, header.chunk_bytes):,} bytes, "
+            f"over the {budget:,}-byte limit (set HMSA_MAX_PIXELS to change it)"
+        )
+    if header.chunk_pixels > limits.max_pixels:
+        raise ValueError(
+            f"{name} stores its pixels in tiles or strips of {header.chunk_pixels:,} pixels, "
+            f"over the limit of {limits.max_pixels:,} (set HMSA_MAX_PIXELS to change it)"
+        )
+
+
+def _parse_tiff(data: bytes) -> _TiffHeader | None:
+    """Returns the header of a single-page TIFF, or None (several pages, or unreadable by tifffile)."""
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            if len(tif.pages) != 1:
-                return None
-            height, width = int(tif.pages[0].imagelength), int(tif.pages[0].imagewidth)
-            fits = height * width <= limits.max_pixels and max(height, width) <= limits.max_side
-            arr = tif.pages[0].asarray() if fits else None
-    except Exception:
+            return _tiff_header(tif.pages[0]) if len(tif.pages) == 1 else None
+    except Exception:  # tifffile's many errors: let PIL's decode and message stand
         return None
-    if arr is None:
-        _check_size(height, width, limits)  # raises: refused from the header, never decoded
+
+
+def _decode_tiff(data: bytes, header: _TiffHeader) -> np.ndarray | None:
+    """Returns the ``(H, W)`` or ``(H, W, C)`` pixels of a checked TIFF, oriented upright, or None."""
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            arr = tif.pages[0].asarray()
+    except Exception:  # e.g. a codec tifffile lacks: PIL's decode is used instead
         return None
-    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
+    if header.planar and arr.ndim == 3:
         arr = np.moveaxis(arr, 0, 2)  # planar (C, H, W) storage
-    if arr.ndim not in (2, 3):
+    if arr.ndim not in (2, 3) or arr.shape[:2] != (header.height, header.width):
         return None
-    return arr
+    orient = _ARRAY_ORIENT.get(header.orientation)
+    return np.ascontiguousarray(orient(arr)) if orient is not None else arr
+
+
+def _tiff_pixels(
+    source: str | os.PathLike | bytes, limits: InputLimits = DEFAULT_LIMITS
+) -> np.ndarray | None:
+    """Returns a TIFF's ``(H, W)`` or ``(H, W, C)`` pixels at full precision, its orientation
+    tag applied (PIL reduces 16-bit RGB to 8 bits and cannot open float RGB), or ``None``.
+
+    ``None`` when the data is not a single-page TIFF or tifffile cannot read it (PIL's decode
+    and its error messages are used). Raises ``ValueError``, from the header and before
+    decoding, when the page is over ``limits``, has more than :data:`MAX_CHANNELS` samples per
+    pixel, more than one image plane, or would decode to more than :func:`max_decoded_bytes`.
+    """
+    data = _tiff_bytes(source, limits)
+    header = _parse_tiff(data) if data is not None else None
+    if data is None or header is None:
+        return None
+    name = "uploaded file" if isinstance(source, bytes) else Path(source).name
+    _check_tiff_header(header, limits, name)  # refused from the header, never decoded
+    return _decode_tiff(data, header)
 
 
 def load_rgb(image: ImageLike, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarray:

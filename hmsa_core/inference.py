@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from hmsa_core.cache import ByteLRUCache, model_token, tensor_digest
+from hmsa_core.cache import ByteLRUCache, model_token, tensor_digest, weights_version
 from hmsa_core.cascade import validate_scales
 from hmsa_core.cost import CascadeCost, ScaleCost, estimate_pass
 from hmsa_core.images import ImageLike, load_rgb, rgb_to_uint8
@@ -253,8 +253,9 @@ def run_scales(
         model: the segmenter (run in eval mode, without gradients).
         image: ``(B, 3, H, W)`` normalised input at scale 1.0.
         scales: the cascade; validated (see :func:`~hmsa_core.cascade.validate_scales`).
-        cache: per-scale cache keyed by image content, model identity, scale and precision;
-            ``None`` disables caching. A hit costs no forward pass.
+        cache: per-scale cache keyed by image content, model identity, weights version,
+            device, scale and precision; ``None`` disables caching. A hit costs no forward
+            pass and returns the cached tensors themselves: treat them as read-only.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on CUDA. Outputs are float32.
         progress: called after each scale with ``(scale, index, total, cached)``.
         limits: cascade and size limits.
@@ -267,7 +268,7 @@ def run_scales(
     autocast = _autocast(device, precision)
     image = image.to(device)
     digest = tensor_digest(image) if cache is not None else ""
-    token = model_token(model)
+    token = (model_token(model), weights_version(model), str(device))
     was_training = model.training
     model.eval()
     results: dict[float, ScaleResult] = {}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import colorsys
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -176,3 +179,25 @@ def label_set_from_dict(data: dict) -> LabelSet:
         )
     except (KeyError, TypeError, IndexError) as exc:
         raise ValueError(f"malformed label set description: {exc}") from exc
+
+
+def label_set_from_file(path: str | os.PathLike) -> LabelSet:
+    """Returns the label set in a JSON file: ``{"names": [...]}`` with optional ``"colors"``
+    (RGB triples; distinct generated colours when absent), ``"name"`` (default: the file's
+    stem) and ``"ignore_index"``. ``ValueError`` says what is wrong with a malformed file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"label file {path.name} is not readable JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("names"), list):
+        raise ValueError(f'label file {path.name} must be a JSON object with a "names" list')
+    data.setdefault("name", path.name.split(".")[0])
+    data.setdefault("colors", [list(c) for c in distinct_colors(len(data["names"]))])
+    return label_set_from_dict(data)
+
+
+def sidecar_label_file(checkpoint: str | os.PathLike) -> Path:
+    """Returns where a checkpoint's own label file sits: ``name.pth`` -> ``name.labels.json``."""
+    path = Path(checkpoint)
+    return path.with_name(path.stem + ".labels.json")

@@ -7,6 +7,7 @@ is called), so a deployment can raise or lower them without code changes.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, fields
 
 
@@ -68,3 +69,22 @@ def limits_from_env(base: InputLimits | None = None) -> InputLimits:
 
 
 DEFAULT_LIMITS = InputLimits()
+
+
+def cache_bytes_from_env(default: int) -> int:
+    """Returns the per-scale cache budget in bytes: ``HMSA_CACHE_BYTES`` when it is a positive
+    integer, else ``default`` (a bad value is reported with a warning, never a crash at import)."""
+    raw = os.environ.get("HMSA_CACHE_BYTES", "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        warnings.warn(
+            f"HMSA_CACHE_BYTES={raw!r} is not a positive integer; using {default} bytes",
+            stacklevel=2,
+        )
+        return default
+    return value

@@ -7,8 +7,9 @@ logits; all resizes are bilinear with ``align_corners=False`` (DESIGN 1.1).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -78,15 +79,80 @@ def _as_output(item: object) -> ScaleOutput:
     return output
 
 
+def _check_map(tensor: torch.Tensor, what: str, scale: float, shape: tuple[int, ...]) -> None:
+    """Raises ``ValueError`` unless ``tensor`` is floating point with exactly ``shape``."""
+    if not tensor.is_floating_point():
+        raise ValueError(
+            f"scale {scale:g}: {what} must be floating point, got {tensor.dtype} "
+            "(cast logits with .float())"
+        )
+    if tuple(tensor.shape) != shape:
+        raise ValueError(
+            f"scale {scale:g}: {what} must have shape {shape}, got {tuple(tensor.shape)}"
+        )
+
+
+def _check_outputs(outputs: Mapping[float, ScaleOutput]) -> None:
+    """Raises ``ValueError`` unless every scale has floating-point, non-empty logits with one
+    batch size and class count, and attention/aux maps that match its logits."""
+    first = min(outputs)
+    batch, classes = (int(n) for n in outputs[first].logits.shape[:2])
+    for scale in sorted(outputs):
+        out = outputs[scale]
+        b, c, h, w = (int(n) for n in out.logits.shape)
+        if (b, c) != (batch, classes):
+            raise ValueError(
+                f"scale {scale:g} has {c} classes and batch {b}, but scale {first:g} has {classes} "
+                f"classes and batch {batch}: every scale must come from the same model and images"
+            )
+        if min(b, c, h, w) < 1:
+            raise ValueError(f"scale {scale:g} has empty logits of shape {(b, c, h, w)}")
+        _check_map(out.logits, "logits", scale, (b, c, h, w))
+        if out.attention is not None:
+            _check_map(out.attention, "attention", scale, (b, 1, h, w))
+        if out.aux_logits is not None:
+            _check_map(out.aux_logits, "aux logits", scale, (b, c, h, w))
+
+
+def _common_dtype(outputs: Mapping[float, ScaleOutput]) -> dict[float, ScaleOutput]:
+    """Returns ``outputs`` with every map cast to the promoted floating dtype of all scales
+    (unchanged, same objects, when they already agree)."""
+    dtypes = {o.logits.dtype for o in outputs.values()}
+    dtypes |= {o.attention.dtype for o in outputs.values() if o.attention is not None}
+    dtypes |= {o.aux_logits.dtype for o in outputs.values() if o.aux_logits is not None}
+    if len(dtypes) == 1:
+        return dict(outputs)
+    common = functools.reduce(torch.promote_types, dtypes)
+
+    def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(common)
+
+    return {
+        s: replace(
+            o,
+            logits=o.logits.to(common),
+            attention=cast(o.attention),
+            aux_logits=cast(o.aux_logits),
+        )
+        for s, o in outputs.items()
+    }
+
+
 def _resolve_output_size(
     outputs: Mapping[float, ScaleOutput], output_size: tuple[int, int] | None
 ) -> tuple[int, int]:
-    if output_size is not None:
-        return int(output_size[0]), int(output_size[1])
-    if 1.0 in outputs:
-        h, w = outputs[1.0].logits.shape[-2:]
-        return int(h), int(w)
-    raise ValueError("output_size is required when the cascade does not contain scale 1.0")
+    """Returns the ``(H, W)`` of the merged result; ``ValueError`` if it is missing or not positive."""
+    if output_size is None:
+        if 1.0 not in outputs:
+            raise ValueError("output_size is required when the cascade does not contain scale 1.0")
+        output_size = tuple(outputs[1.0].logits.shape[-2:])  # type: ignore[assignment]
+    try:
+        h, w = (int(n) for n in output_size)  # type: ignore[union-attr]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"output_size must be (H, W), got {output_size!r}") from exc
+    if h < 1 or w < 1:
+        raise ValueError(f"output_size must be positive, got {(h, w)}")
+    return h, w
 
 
 def hierarchical_logits(
@@ -170,13 +236,19 @@ def merge(
         output_size: ``(H, W)`` of the result; defaults to scale 1.0's size (required without it).
         model: the explicit-attention model, for ``method="explicit"``.
 
+    Scales whose floating dtypes differ are merged in their promoted dtype.
+
     Raises:
-        ValueError: empty cascade, unknown method, a single scale not in the cascade, or a
-            model without attention merged hierarchically.
+        ValueError: empty cascade, unknown method, a single scale not in the cascade, a
+            model without attention merged hierarchically, non-floating logits, or scales
+            whose batch size or class count differ (or whose attention/aux maps do not match
+            their logits).
     """
     if not per_scale:
         raise ValueError("cannot merge an empty cascade: give at least one scale")
     outputs = {float(s): _as_output(v) for s, v in per_scale.items()}
+    _check_outputs(outputs)
+    outputs = _common_dtype(outputs)
     kind, single_scale = parse_method(method)
     size = _resolve_output_size(outputs, output_size)
     scales = tuple(sorted(outputs))

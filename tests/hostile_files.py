@@ -104,6 +104,20 @@ def png_declaring(width: int, height: int) -> bytes:
     )
 
 
+def sample_bomb_tiff() -> bytes:
+    """Returns a ~160 KB zlib TIFF declaring 64 x 64 pixels of 20000 samples each (82 MB if
+    decoded): small on disk, huge in memory."""
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer,
+        np.zeros((64, 64, 20000), np.uint8),
+        photometric="minisblack",
+        planarconfig="contig",
+        compression="zlib",
+    )
+    return buffer.getvalue()
+
+
 def random_rgb(size: tuple[int, int], seed: int) -> np.ndarray:
     """Returns an ``(H, W, 3)`` uint8 image of smooth random colour blobs."""
     rng = np.random.default_rng(seed)
@@ -162,7 +176,14 @@ def write_hostile_files(folder: Path) -> dict[str, HostileCase]:
         cases.append(HostileCase(name, path, kind, expect, pattern, size, image))
 
     # ---------------------------------------------------------------- refused images
-    add("decompression_bomb", "bomb.png", png_declaring(60000, 60000), "error", r"too large|absurd")
+    add(
+        "decompression_bomb",
+        "bomb.png",
+        png_declaring(60000, 60000),
+        "error",
+        r"too large: 60000 x 60000",  # our header check's message, not Pillow's bomb error
+    )
+    add("tiff_sample_bomb", "samples.tif", sample_bomb_tiff(), "error", r"20000 samples per pixel")
     whole = _jpeg(rgb)
     add(
         "truncated_jpeg",

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
 
 import hmsa_core
-from analysis.attribution import attribute, attribution_figure, default_layer
+from analysis.attribution import (
+    attention_scales,
+    attribute,
+    attribution_figure,
+    default_layer,
+)
 from hmsa_core.models.base import rescale_input
 
 SIZE = (64, 96)
@@ -91,7 +98,7 @@ def test_integrated_gradients_satisfy_completeness(model, image) -> None:
     assert float(attr.map.sum()) == pytest.approx(delta, rel=0.1, abs=1e-3)
 
 
-def test_large_inputs_are_downsized_and_region_follows(model) -> None:
+def test_large_inputs_are_worked_on_downsized_and_mapped_back(model) -> None:
     image = np.random.default_rng(1).integers(0, 256, (128, 256, 3), dtype=np.uint8)
     attr = attribute(
         model,
@@ -102,8 +109,36 @@ def test_large_inputs_are_downsized_and_region_follows(model) -> None:
         max_side=64,
         region=(0, 0, 128, 64),
     )
-    assert attr.map.shape == (32, 64) and attr.input_rgb.shape == (32, 64, 3)
-    assert attr.region == (0, 0, 32, 16)
+    assert attr.working_size == (32, 64)
+    assert attr.map.shape == (128, 256) and attr.input_rgb.shape == (128, 256, 3)
+    assert np.array_equal(attr.input_rgb, image)
+    assert attr.region == (0, 0, 128, 64)  # in the input's pixels, like the map
+
+
+@pytest.mark.parametrize("method", ["grad_cam", "integrated_gradients"])
+def test_map_of_a_512_by_1024_image_has_the_input_shape(model, method) -> None:
+    """The spec: an attribution has the input's shape, whatever size the work ran at."""
+    rng = np.random.default_rng(2)
+    coarse = rng.integers(0, 256, (16, 32, 3)).astype(np.uint8)
+    image = np.kron(coarse, np.ones((32, 32, 1), dtype=np.uint8))
+    start = time.perf_counter()
+    attr = attribute(model, image, scale=0.5, target_class=1, method=method, steps=2)
+    seconds = time.perf_counter() - start
+    print(f"\n{method} on 512 x 1024 (worked at {attr.working_size}): {seconds:.2f} s")
+    assert attr.working_size == (256, 512)
+    assert attr.map.shape == (512, 1024) and attr.map.dtype == np.float32
+    assert attr.input_rgb.shape == (512, 1024, 3)
+    assert np.isfinite(attr.map).all() and np.abs(attr.map).max() > 0
+    assert attr.region == (0, 0, 1024, 512)
+    fig = attribution_figure(attr)
+    heat = next(t for t in fig.data if isinstance(t, go.Heatmap))
+    assert heat.dx * np.asarray(heat.z).shape[1] >= 1024  # drawn over the whole input
+
+
+def test_attention_scales_leave_out_the_largest() -> None:
+    assert attention_scales((2.0, 0.5, 1.0)) == (0.5, 1.0)
+    assert attention_scales((1.0,)) == ()
+    assert attention_scales(()) == ()
 
 
 def test_bad_arguments_raise_value_error(model, image) -> None:

@@ -22,6 +22,8 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_ranks_end_with_identical_weights(tmp_path) -> None:
+    """Each rank trains on its own shard; the digests are taken before any broadcast, so only
+    DDP's gradient all-reduce can make the parameters agree."""
     out = tmp_path / "ddp"
     cmd = [
         sys.executable,
@@ -66,7 +68,7 @@ def test_two_ranks_end_with_identical_weights(tmp_path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    digests = [(out / f"state_digest_rank{r}.txt").read_text() for r in (0, 1)]
+    digests = [(out / f"parameter_digest_rank{r}.txt").read_text() for r in (0, 1)]
     assert len(digests[0]) == 64
     assert digests[0] == digests[1]
     info = read_native_info(out / "model.safetensors")

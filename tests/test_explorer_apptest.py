@@ -8,6 +8,8 @@ in-page error while the app keeps working.
 from __future__ import annotations
 
 import io
+import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 import hmsa_core
 from app import common
+from hmsa_core.checkpoints.native import save_native
 from hmsa_core.data.synthscapes import generate_scene, write_samples
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
@@ -35,6 +38,7 @@ def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app_env(samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(common.SAMPLES_DIR_ENV, str(samples_dir))
     monkeypatch.setenv("HMSA_MODELS_DIR", str(tmp_path / "no_models"))
+    hmsa_core.DEFAULT_SCALE_CACHE.clear()  # forward-pass counts must not depend on test order
     return samples_dir
 
 
@@ -156,6 +160,31 @@ def test_cascade_and_method_changes_are_served_without_forward_passes(app_env):
     assert at.session_state["hmsa_result"].cost.cached_scales == (0.5, 1.0, 2.0)
 
 
+def test_cascade_change_reuses_the_held_scales_after_the_global_cache_is_cleared(app_env):
+    hmsa_core.DEFAULT_SCALE_CACHE.clear()
+    at = _start()
+    assert at.session_state["hmsa_forward_passes"] == 3
+    hmsa_core.DEFAULT_SCALE_CACHE.clear()  # as if other sessions had evicted every entry
+    misses = hmsa_core.DEFAULT_SCALE_CACHE.stats().misses
+
+    at.text_input(key="extra_scales").input("0.75").run()
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert at.session_state["hmsa_forward_passes"] == 4  # only 0.75 ran
+    assert hmsa_core.DEFAULT_SCALE_CACHE.stats().misses == misses + 1  # 0.75 only was looked up
+    result = at.session_state["hmsa_result"]
+    assert result.scales == (0.5, 0.75, 1.0, 2.0)
+    assert result.cost.cached_scales == (0.5, 1.0, 2.0)
+    assert "0.5: cached" in _captions(at) and "0.75: cached" not in _captions(at)
+
+    hmsa_core.DEFAULT_SCALE_CACHE.clear()
+    at.pills(key="scale_pills").set_value([1.0]).run()  # a subset: re-merged, no pass
+    at.pills(key="scale_pills").set_value([0.5, 1.0, 1.5, 2.0]).run()  # one new scale
+    _assert_healthy(at)
+    assert at.session_state["hmsa_forward_passes"] == 5
+    assert at.session_state["hmsa_result"].scales == (0.5, 0.75, 1.0, 1.5, 2.0)
+
+
 @pytest.mark.parametrize(
     ("extra", "pills", "message"),
     [
@@ -237,6 +266,46 @@ def test_bad_mask_shows_an_error_and_the_prediction_still_shows(app_env, mask, m
     assert at.get("plotly_chart")  # the result is still drawn, only without scores
 
 
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [(np.zeros((10, 10), np.uint8), "mask is 10 x 10"), (np.full(SIZE, 77, np.uint8), "77")],
+    ids=["size", "class-ids"],
+)
+def test_uploaded_mask_is_validated_before_the_cascade_runs(app_env, monkeypatch, mask, message):
+    from app.explorer_parts import state
+
+    events: list[str] = []
+    read_mask, extend = common.read_mask, state.extend_inference
+
+    def recording_read_mask(*args, **kwargs):
+        try:
+            return read_mask(*args, **kwargs)
+        finally:
+            events.append("mask validated")
+
+    def recording_extend(*args, **kwargs):
+        events.append("cascade")
+        return extend(*args, **kwargs)
+
+    monkeypatch.setattr(common, "read_mask", recording_read_mask)
+    monkeypatch.setattr(state, "extend_inference", recording_extend)
+    scene = generate_scene(9, seed=4, size=SIZE)
+    at = _upload_mode(_start())
+    events.clear()
+    at.file_uploader(key="image_upload").set_value(("new.png", _png(scene.image), "image/png"))
+    at.file_uploader(key="mask_upload").set_value(("m.png", _png(mask), "image/png")).run()
+    _assert_healthy(at)
+    assert any(message in e for e in _errors(at)), _errors(at)
+    assert events[:2] == ["mask validated", "cascade"], events  # the error came first
+
+    at.toggle(key="auto_run").set_value(False).run()  # manual mode: the error shows at once,
+    at.text_input(key="extra_scales").input("1.5").run()  # before any new pass
+    _assert_healthy(at)
+    assert any(message in e for e in _errors(at)), _errors(at)
+    assert any("Press Run" in i.value for i in at.info)
+    assert at.session_state["hmsa_result"].scales == (0.5, 1.0, 2.0)
+
+
 def test_sample_choice_and_its_mask_toggle(app_env):
     at = _start()
     first = at.session_state["hmsa_result"].image
@@ -289,6 +358,18 @@ def test_compared_methods_follow_the_selection(app_env):
     assert _iou_columns(at) == ["class", "hierarchical", "max"]
 
 
+def test_iou_table_ends_with_the_miou_of_each_method_in_percent(app_env):
+    at = _open(_start(), "IoU")
+    table = next(df.value for df in at.dataframe if list(df.value.columns)[:1] == ["class"])
+    assert table["class"].iloc[-1] == "mIoU"
+    result = at.session_state["hmsa_result"]
+    derived = at.session_state["hmsa_derived"]
+    comparison = next(v for k, v in derived.items() if k[0] == "comparison")
+    miou = comparison.scores["hierarchical"].miou
+    assert table["hierarchical"].iloc[-1] == pytest.approx(round(100 * miou, 2))
+    assert set(table["class"].iloc[:-1]) <= set(result.labels.names)
+
+
 def test_manual_run_mode_waits_for_the_button(app_env):
     at = _start()
     passes = at.session_state["hmsa_forward_passes"]
@@ -323,6 +404,29 @@ def test_attribution_runs_on_a_button_press(app_env):
     _assert_healthy(at)
     assert not _errors(at)
     assert "fig_attribution" in _charts(at)
+
+
+def test_attribution_never_offers_the_unused_attention_of_the_largest_scale(app_env):
+    at = _open(_start(), "Attribution")
+    assert at.selectbox(key="attr_target").options == ["logits", "attention"]
+    assert at.selectbox(key="attr_scale_logits").options == ["0.5", "1", "2"]
+    at.selectbox(key="attr_target").set_value("attention").run()
+    _assert_healthy(at)
+    assert at.selectbox(key="attr_scale_attention").options == ["0.5", "1"]
+    assert "never uses its attention" in _captions(at)
+    at.selectbox(key="attr_scale_attention").set_value(0.5)
+    at.button(key="attr_run").click().run()
+    _assert_healthy(at)
+    assert not _errors(at) and "fig_attribution" in _charts(at)
+    stored = at.session_state["hmsa_attribution"][1]
+    assert stored.target == "attention" and stored.scale == 0.5
+    assert stored.map.shape == at.session_state["hmsa_result"].size
+
+    at.pills(key="scale_pills").set_value([1.0]).run()  # one scale: no attention is used
+    _assert_healthy(at)
+    assert not _errors(at)
+    assert at.selectbox(key="attr_target").options == ["logits"]
+    assert "uses no attention" in _captions(at)
 
 
 def test_large_pareto_sweep_waits_for_a_button_and_needs_no_forward_pass(app_env):
@@ -374,3 +478,67 @@ def test_unreadable_checkpoint_is_listed_and_reported(app_env, tmp_path, monkeyp
     _assert_healthy(at)
     assert not _errors(at)
     assert "fig_overlay" in _charts(at)
+
+
+class _WritesMarker:
+    """Unpickling this runs ``exec`` and creates a marker file: the attack the app must refuse
+    (built as in tests/test_official_checkpoint_loading.py)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def _hostile_checkpoints(folder: Path, marker: Path) -> dict[str, str]:
+    """Writes the hostile checkpoints into ``folder``; returns file name -> a pattern of the
+    reason the page must give."""
+    import torch
+
+    folder.mkdir()
+    save_native(hmsa_core.build("lite", num_classes=19), folder / "whole.safetensors")
+    data = (folder / "whole.safetensors").read_bytes()
+    (folder / "truncated.safetensors").write_bytes(data[: len(data) // 2])
+    (folder / "whole.safetensors").unlink()
+    other = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    torch.save(other.state_dict(), folder / "resnet_like.pth")
+    torch.save({"state_dict": other.state_dict(), "num_classes": 19}, folder / "other_net.pth")
+    payload = {"state_dict": {"module.x": torch.zeros(2)}, "num_classes": 19,
+               "mean_iu": _WritesMarker(marker)}  # fmt: skip
+    torch.save(payload, folder / "evil.pth")
+    return {
+        "truncated.safetensors": "truncated.safetensors",
+        "resnet_like.pth": "resnet_like.pth",
+        "other_net.pth": "other_net.pth.*(missing|unexpected)",
+        "evil.pth": "exec",
+    }
+
+
+def test_hostile_checkpoints_show_clear_errors_and_never_run_code(app_env, tmp_path, monkeypatch):
+    marker = tmp_path / "marker"
+    pickle.loads(pickle.dumps(_WritesMarker(tmp_path / "control")))
+    assert (tmp_path / "control").exists(), (
+        "the payload must be live for this test to mean anything"
+    )
+    cases = _hostile_checkpoints(tmp_path / "models", marker)
+    monkeypatch.setenv("HMSA_MODELS_DIR", str(tmp_path / "models"))
+    at = _start()
+    bundled = at.selectbox(key="model_name").options[0]
+    assert set(cases) <= set(at.selectbox(key="model_name").options)
+    for name, pattern in cases.items():
+        at.selectbox(key="model_name").set_value(name).run()
+        _assert_healthy(at)
+        errors = _errors(at)
+        print(f"\n{name}: {errors}")
+        assert any("cannot be loaded" in e and re.search(pattern, e) for e in errors), errors
+        assert not at.get("plotly_chart")  # nothing ran with it
+        assert not marker.exists()
+        at.selectbox(key="model_name").set_value(bundled).run()  # the app keeps working
+        _assert_healthy(at)
+        assert not _errors(at)
+        assert "fig_overlay" in _charts(at)
+    at.selectbox(key="sample_name").set_value("synthscapes_val_001").run()
+    _assert_healthy(at)
+    assert not _errors(at) and "fig_overlay" in _charts(at)
+    assert not marker.exists()

@@ -1,6 +1,8 @@
 """The Streamlit explorer in a real browser: `streamlit run app/explorer.py` on 127.0.0.1 driven
 by Debian chromium through playwright. Uploads a PNG and its mask through the real file inputs,
-changes the cascade, and checks the per-scale attention images and the IoU table render."""
+changes the cascade, and checks the per-scale attention images and the IoU table render.
+Without chromium or playwright the test is skipped, or fails when ``HMSA_REQUIRE_BROWSER=1``
+(see tests/browser.py)."""
 
 from __future__ import annotations
 
@@ -18,20 +20,9 @@ import pytest
 from PIL import Image
 
 from hmsa_core.data.synthscapes import generate_scene, write_samples
-
-pytestmark = pytest.mark.slow
+from tests.browser import CHROMIUM_ARGS, REQUIRE_ENV, chromium_or_skip, playwright_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 60_000
 
 
@@ -56,9 +47,14 @@ def _wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) 
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+def chromium() -> str:
+    """Returns the chromium executable; skips without it (fails when HMSA_REQUIRE_BROWSER=1)."""
+    playwright_or_skip()
+    return chromium_or_skip()
+
+
+@pytest.fixture
+def server(chromium: str, tmp_path: Path) -> Iterator[str]:
     samples = tmp_path / "samples"
     write_samples(samples, count=1, size=(64, 128))
     port = _free_port()
@@ -95,7 +91,22 @@ def server(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_upload_change_cascade_and_see_attention_and_iou(server: str, tmp_path: Path) -> None:
+def test_a_missing_browser_fails_when_the_environment_requires_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    absent = str(tmp_path / "no-chromium")
+    monkeypatch.setenv(REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match=f"{REQUIRE_ENV}=1"):
+        chromium_or_skip(absent)
+    monkeypatch.delenv(REQUIRE_ENV)
+    with pytest.raises(pytest.skip.Exception):
+        chromium_or_skip(absent)
+
+
+@pytest.mark.slow
+def test_upload_change_cascade_and_see_attention_and_iou(
+    chromium: str, server: str, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     scene = generate_scene(11, seed=2, size=(96, 192))
@@ -105,7 +116,7 @@ def test_upload_change_cascade_and_see_attention_and_iou(server: str, tmp_path: 
     Image.fromarray(scene.mask.astype(np.uint8)).save(mask_path)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
             page.goto(server)

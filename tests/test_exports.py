@@ -12,7 +12,15 @@ from PIL import Image
 
 import hmsa_core
 from analysis.compare import compare_methods
-from analysis.exports import arrays_npz_bytes, cost_rows, mask_png_bytes, metrics_json
+from analysis.exports import (
+    MIOU_ROW,
+    arrays_npz_bytes,
+    cost_rows,
+    iou_table,
+    iou_table_rows,
+    mask_png_bytes,
+    metrics_json,
+)
 
 SIZE = (64, 96)
 
@@ -97,3 +105,38 @@ def test_cost_rows_one_per_scale_marking_cached(model) -> None:
     assert all(r["peak MB"] > 0 for r in rows)
     with_total = cost_rows(result.cost, total=True)
     assert with_total[-1]["scale"] == "total" and len(with_total) == 3
+
+
+def test_iou_table_rows_hold_every_present_class_then_miou(result, model) -> None:
+    gt = np.zeros(SIZE, dtype=np.int64)
+    gt[:, SIZE[1] // 2 :] = 18  # two ground-truth classes; the predictions add others
+    gt[:4] = 255
+    comparison = compare_methods(result, ["hierarchical", "mean", "single"], gt=gt, model=model)
+    rows = iou_table_rows(comparison)
+    methods = list(comparison.methods)
+    present = np.zeros(19, dtype=bool)
+    for scores in comparison.scores.values():
+        present |= scores.present
+    assert [r.class_id for r in rows[:-1]] == list(np.flatnonzero(present))
+    assert {0, 18} <= {r.class_id for r in rows[:-1]}
+    assert rows[-1].name == MIOU_ROW and rows[-1].is_mean and not rows[0].is_mean
+    for row in rows:
+        assert list(row.values) == methods
+    for method in methods:
+        scores = comparison.scores[method]
+        assert rows[-1].values[method] == pytest.approx(scores.miou)
+        for row in rows[:-1]:
+            expected = scores.iou[row.class_id] if scores.present[row.class_id] else None
+            assert row.values[method] == (
+                None if expected is None else pytest.approx(float(expected))
+            )
+            assert row.name == result.labels.names[row.class_id]
+
+    headers, table = iou_table(comparison, percent=True, digits=2)
+    assert headers == ["class", *methods] and len(table) == len(rows)
+    assert table[-1][0] == MIOU_ROW
+    assert table[-1][1] == round(100 * comparison.scores["hierarchical"].miou, 2)
+    fractions = iou_table(comparison)[1]
+    assert fractions[-1][1] == round(comparison.scores["hierarchical"].miou, 4)
+    assert iou_table_rows(compare_methods(result, ["mean"])) == []
+    assert iou_table(compare_methods(result, ["mean"])) == ([], [])

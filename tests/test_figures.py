@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,9 +13,12 @@ import torch
 import hmsa_core
 from analysis.compare import compare_methods
 from analysis.figures import (
+    ATTENTION_SCALE,
+    attention_scales,
     blend,
     cost_figure,
     error_map,
+    heatmap_rgb,
     iou_bars_figure,
     method_comparison_figure,
     overlay_figure,
@@ -22,6 +26,7 @@ from analysis.figures import (
     pareto_front,
     sample_logits,
     scale_grid_figure,
+    scale_panels,
     stride_for,
 )
 from analysis.sweep import REFERENCE_AGREEMENT, SweepRow, SweepTable, subset_rows
@@ -185,3 +190,41 @@ def test_pareto_front_keeps_only_undominated_rows() -> None:
     assert list(frontier.x) == [1.0, 4.0, 5.0, 21.0]
     with pytest.raises(ValueError):
         pareto_figure(SweepTable((rows[-1],), CITYSCAPES, 1))
+
+
+def test_heatmap_rgb_uses_one_fixed_colour_scale() -> None:
+    import plotly.colors
+
+    ramp = np.array([[0.0, 0.5, 1.0, 2.0, -1.0, np.nan]], dtype=np.float32)
+    rgb = heatmap_rgb(ramp)
+    assert rgb.shape == (1, 6, 3) and rgb.dtype == np.uint8
+    ends = plotly.colors.sample_colorscale(ATTENTION_SCALE, [0.0, 1.0])
+    first, last = (tuple(round(v) for v in plotly.colors.unlabel_rgb(c)) for c in ends)
+    assert tuple(rgb[0, 0]) == first and tuple(rgb[0, 2]) == last
+    assert tuple(rgb[0, 3]) == last and tuple(rgb[0, 4]) == first and tuple(rgb[0, 5]) == first
+    np.testing.assert_array_equal(heatmap_rgb(torch.tensor([[5.0]]), 0.0, 10.0), rgb[:, 1:2])
+    with pytest.raises(ValueError, match="vmax"):
+        heatmap_rgb(ramp, 1.0, 1.0)
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        heatmap_rgb(np.zeros((2, 2, 2)))
+
+
+def test_scale_panels_give_every_scale_its_images(full) -> None:
+    panels = scale_panels(full)
+    assert [p.scale for p in panels] == [0.25, 0.5, 1.0, 2.0]
+    for p in panels:
+        per = full.per_scale[p.scale]
+        h, w = per.logits.shape[-2:]
+        assert p.prediction.shape == (h, w, 3) and p.prediction.dtype == np.uint8
+        np.testing.assert_array_equal(p.prediction, full.labels.colorize(per.logits.argmax(0)))
+        assert p.attention is not None and p.attention.shape == (h, w, 3)
+        np.testing.assert_array_equal(p.attention, heatmap_rgb(per.attention))
+        assert p.weight is not None and p.weight.shape == (*SIZE, 3)
+        np.testing.assert_array_equal(p.weight, heatmap_rgb(full.weights[p.scale]))
+        assert p.mean_attention == pytest.approx(float(per.attention.mean()))
+        assert p.mean_weight == pytest.approx(float(full.weights[p.scale].mean()))
+    assert sum(p.mean_weight for p in panels) == pytest.approx(1.0, abs=1e-4)
+    assert [p.attention_used for p in panels] == [True, True, True, False]
+    assert attention_scales(full.scales) == (0.25, 0.5, 1.0)
+    bare_panels = scale_panels(dataclasses.replace(full, weights={}))
+    assert all(p.weight is None and p.mean_weight is None for p in bare_panels)

@@ -2,6 +2,7 @@
 
 The app runs in-process on 127.0.0.1; requests use a bundled sample (or SynthScapes scenes
 written for the test when the samples are not generated yet) and an uploaded PNG.
+``/segment`` answers ``(mask PNG, data dict, per-scale maps .npz or None)``.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def expected_size(image_path: Path, max_side: int) -> tuple[int, int]:
 def test_segment_returns_indexed_mask_and_per_scale_data_for_a_sample(served) -> None:
     client, samples, _ = served
     sample = samples[0]
-    png, data = client.predict(
+    png, data, maps = client.predict(
         image=handle_file(str(sample.image_path)),
         scales=[0.5, 1.0, 2.0],
         method="hierarchical",
@@ -119,6 +120,68 @@ def test_segment_returns_indexed_mask_and_per_scale_data_for_a_sample(served) ->
     assert flops == sorted(flops)  # larger inputs cost more
     assert sum(p["mean_weight"] for p in data["per_scale"]) == pytest.approx(1.0, abs=1e-4)
     assert "miou" not in data
+    check_scale_maps(maps, data, mask)
+
+
+def check_scale_maps(path: str, data: dict, pred: np.ndarray) -> None:
+    """Asserts the ``.npz`` of ``/segment`` holds every scale's attention at its input size and
+    weight at the image size, weights summing to 1, and agrees with the mask and the data."""
+    size = tuple(data["image_size"])
+    with np.load(path) as arrays:
+        assert arrays["scales"].tolist() == data["scales"]
+        assert str(arrays["method"]) == data["method"]
+        assert np.array_equal(arrays["pred"], pred)
+        assert arrays["image"].shape == (*size, 3)
+        assert "logits" not in arrays.files
+        total = np.zeros(size, dtype=np.float64)
+        for entry in data["per_scale"]:
+            key = f"{entry['scale']:g}"
+            attention = arrays[f"attention_{key}"]
+            weight = arrays[f"weights_{key}"]
+            assert attention.shape == tuple(entry["input_size"])
+            assert weight.shape == size
+            assert attention.min() >= 0.0 and attention.max() <= 1.0
+            assert float(attention.astype(np.float64).mean()) == pytest.approx(
+                entry["mean_attention"], abs=1e-3
+            )
+            assert float(weight.astype(np.float64).mean()) == pytest.approx(
+                entry["mean_weight"], abs=1e-3
+            )
+            total += weight
+    np.testing.assert_allclose(total, 1.0, atol=3e-3)  # float16 maps
+
+
+def test_segment_leaves_out_the_maps_when_asked(served) -> None:
+    client, samples, _ = served
+    png, data, maps = client.predict(
+        image=handle_file(str(samples[0].image_path)),
+        scales=[1.0],
+        max_side=64,
+        arrays=False,
+        api_name="/segment",
+    )
+    assert maps is None
+    assert read_png(png)[0].shape == tuple(data["image_size"])
+
+
+def test_a_wrong_mask_is_refused_before_any_forward_pass(served, tmp_path: Path) -> None:
+    client, _, _ = served
+    path = tmp_path / "fresh.png"
+    rng = np.random.default_rng(11)
+    Image.fromarray((rng.random((36, 60, 3)) * 255).astype(np.uint8)).save(path)
+    wrong = tmp_path / "wrong_mask.png"
+    Image.fromarray(np.zeros((6, 6), dtype=np.uint8), mode="L").save(wrong)
+    with pytest.raises(AppError, match="mask is 6 x 6"):
+        client.predict(
+            image=handle_file(str(path)),
+            scales=[0.5, 1.0],
+            mask=handle_file(str(wrong)),
+            api_name="/segment",
+        )
+    _, data, _ = client.predict(
+        image=handle_file(str(path)), scales=[0.5, 1.0], arrays=False, api_name="/segment"
+    )
+    assert [p["cached"] for p in data["per_scale"]] == [False, False]  # nothing ran before
 
 
 def test_a_repeated_image_is_served_from_the_shared_scale_cache(served, tmp_path: Path) -> None:
@@ -126,8 +189,8 @@ def test_a_repeated_image_is_served_from_the_shared_scale_cache(served, tmp_path
     rng = np.random.default_rng(7)
     path = tmp_path / "cache_probe.png"
     Image.fromarray((rng.random((40, 72, 3)) * 255).astype(np.uint8)).save(path)
-    _, first = client.predict(image=handle_file(str(path)), scales="0.5, 1", api_name="/segment")
-    _, second = client.predict(image=handle_file(str(path)), scales="1, 2", api_name="/segment")
+    _, first, _ = client.predict(image=handle_file(str(path)), scales="0.5, 1", api_name="/segment")
+    _, second, _ = client.predict(image=handle_file(str(path)), scales="1, 2", api_name="/segment")
     assert [p["cached"] for p in first["per_scale"]] == [False, False]
     assert [p["cached"] for p in second["per_scale"]] == [True, False]
 
@@ -143,7 +206,7 @@ def test_segment_scores_an_uploaded_png_against_its_mask(served, tmp_path: Path)
     gt[:3] = 255  # ignored rows
     mask_path = tmp_path / "upload_mask.png"
     Image.fromarray(gt, mode="L").save(mask_path)
-    png, data = client.predict(
+    png, data, _ = client.predict(
         image=handle_file(str(image_path)),
         scales="0.5, 1.0",
         mask=handle_file(str(mask_path)),
@@ -182,7 +245,7 @@ def test_bad_requests_fail_with_a_message_and_the_app_keeps_serving(served, tmp_
     for kwargs, message in cases:
         with pytest.raises(AppError, match=message):
             client.predict(**kwargs, max_side=MAX_SIDE, api_name="/segment")
-    png, data = client.predict(image=image, scales=[1.0], max_side=MAX_SIDE, api_name="/segment")
+    png, data, _ = client.predict(image=image, scales=[1.0], max_side=MAX_SIDE, api_name="/segment")
     mask, _ = read_png(png)
     assert mask.shape == tuple(data["image_size"])
 

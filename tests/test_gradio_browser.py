@@ -1,35 +1,27 @@
 """The Gradio page in a real browser: Debian chromium driven by playwright.
 
-Submitting without an image shows the error and the page keeps working; clicking an example
-and submitting renders the per-scale gallery; the page fetches nothing from outside
-127.0.0.1 (it must work offline).
+Submitting without an image shows the error and the page keeps working; a text file named
+``.png`` uploaded through the real file input is refused by the app's own reader with a clear
+message; clicking an example shows both previews and submitting renders the per-scale gallery;
+the page fetches nothing from outside 127.0.0.1 (it must work offline). Without chromium the
+test is skipped, or fails when ``HMSA_REQUIRE_BROWSER=1`` (see tests/browser.py).
 """
 
 from __future__ import annotations
 
-import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-from app import common  # noqa: E402
-from app.gradio_app import build_app, launch  # noqa: E402
-
-pytestmark = pytest.mark.slow
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from app import common
+from app.gradio_app import build_app, launch
+from tests.browser import (
+    CHROMIUM_ARGS,
+    REQUIRE_ENV,
+    chromium_or_skip,
+    playwright_or_skip,
+)
 
 
 def free_port() -> int:
@@ -61,14 +53,30 @@ def small_samples(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed")
+def test_a_missing_browser_skips_or_fails_as_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    absent = str(tmp_path / "no-chromium")
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        chromium_or_skip(absent)
+    monkeypatch.setenv(REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match=f"{REQUIRE_ENV}=1"):
+        chromium_or_skip(absent)
+
+
+@pytest.mark.slow
 def test_example_submit_renders_the_scale_gallery(tmp_path: Path) -> None:
+    chromium = chromium_or_skip()
+    playwright_api = playwright_or_skip()
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("this is a text file, not a picture\n")
     demo = build_app(samples_dir=small_samples(tmp_path / "samples"))
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     outside: list[str] = []
     try:
         with playwright_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.on(
@@ -86,9 +94,13 @@ def test_example_submit_renders_the_scale_gallery(tmp_path: Path) -> None:
                 run.click()  # no image yet: the error is shown, nothing breaks
                 page.get_by_text("no image given").first.wait_for(timeout=20_000)
 
+                page.locator("#input-image input[type=file]").set_input_files(str(not_an_image))
+                page.get_by_text("notes.png is not a readable image").first.wait_for(timeout=20_000)
+                assert page.locator("#image-preview img").count() == 0
+
                 page.locator("#examples button").first.click()
-                page.locator("#input-image img").first.wait_for(timeout=20_000)
-                page.locator("#input-mask img").first.wait_for(timeout=20_000)
+                page.locator("#image-preview img").first.wait_for(timeout=20_000)
+                page.locator("#mask-preview img").first.wait_for(timeout=20_000)
                 run.click()
                 gallery_images = page.locator("#scale-gallery img")
                 gallery_images.first.wait_for(state="visible", timeout=45_000)

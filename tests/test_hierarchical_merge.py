@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import hmsa_core
 from hmsa_core.merge import merge
+from hmsa_core.models import build
 from hmsa_core.models.base import ScaleOutput
+from hmsa_core.models.mscale_ocr import ARCH
 
 CASCADES = [(1.0,), (0.5, 1.0), (0.5, 1.0, 2.0), (0.25, 0.5, 1.0, 2.0), (0.5, 1.0, 1.5, 2.0)]
 
@@ -86,22 +89,136 @@ def test_cascade_without_one_is_resized_to_the_output_size():
         merge(outputs, "hierarchical")
 
 
-def test_all_attention_one_gives_the_lowest_scale():
-    cascade = (0.5, 1.0, 2.0)
-    outputs = random_outputs((32, 48), cascade, attention=1.0)
-    merged = merge(outputs, "hierarchical").logits
-    lowest = F.interpolate(outputs[0.5].logits, size=(32, 48), mode="bilinear", align_corners=False)
-    torch.testing.assert_close(merged, lowest, rtol=0, atol=1e-5)
+def bilinear(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
 
-def test_all_attention_zero_gives_the_highest_scale():
-    cascade = (0.5, 1.0, 2.0)
-    outputs = random_outputs((32, 48), cascade, attention=0.0)
-    merged = merge(outputs, "hierarchical").logits
-    highest = F.interpolate(
-        outputs[2.0].logits, size=(32, 48), mode="bilinear", align_corners=False
-    )
-    torch.testing.assert_close(merged, highest, rtol=0, atol=1e-5)
+def resized_through(t: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor:
+    """``t`` resized to each size in turn (a resize to its own size changes nothing)."""
+    for size in sizes:
+        if tuple(t.shape[-2:]) != tuple(size):
+            t = bilinear(t, size)
+    return t
+
+
+def scale_size(size: tuple[int, int], s: float) -> tuple[int, int]:
+    return int(size[0] * s), int(size[1] * s)
+
+
+def working_scale(cascade) -> float:
+    """The scale whose size the merge works at: the smallest >= 1.0, else the largest."""
+    at_least_one = [s for s in cascade if s >= 1.0]
+    return min(at_least_one) if at_least_one else max(cascade)
+
+
+GRID = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
+
+
+@st.composite
+def attention_cases(draw):
+    """Cascades of 2 to 5 grid scales (with and without 1.0 and 1.5) and an image size."""
+    scales = draw(st.lists(st.sampled_from(GRID), min_size=2, max_size=5, unique=True))
+    size = (draw(st.integers(16, 60)), draw(st.integers(16, 60)))
+    return tuple(sorted(scales)), size, draw(st.integers(0, 1000))
+
+
+@settings(max_examples=30, deadline=None)
+@given(attention_cases())
+@example(((0.5, 1.5), (37, 61), 1))
+@example(((1.5, 2.0), (40, 48), 2))
+@example(((0.25, 0.5), (44, 60), 3))
+@example(((0.5, 1.0, 1.5, 2.0), (32, 48), 4))
+def test_all_attention_one_gives_the_lowest_scales_resized_logits(case):
+    """a = 1 everywhere: each lower scale replaces everything above it, so the lowest scale's
+    logits come out, resized to the working size and then to the output size."""
+    cascade, size, seed = case
+    outputs = random_outputs(size, cascade, seed=seed, attention=1.0)
+    merged = merge(outputs, "hierarchical", output_size=size)
+    lowest = outputs[cascade[0]].logits
+    expected = resized_through(lowest, [scale_size(size, working_scale(cascade)), size])
+    torch.testing.assert_close(merged.logits, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(merged.weights[cascade[0]], torch.ones(1, *size))
+
+
+@settings(max_examples=30, deadline=None)
+@given(attention_cases())
+@example(((0.5, 1.5), (37, 61), 1))
+@example(((1.5, 2.0), (40, 48), 2))
+@example(((0.25, 0.5), (44, 60), 3))
+@example(((0.5, 1.0, 1.5, 2.0), (32, 48), 4))
+def test_all_attention_zero_gives_the_highest_scales_resized_logits(case):
+    """a = 0 everywhere: the highest scale is kept, resized down through each scale >= 1.0
+    below it (as the official merge does) and then to the output size."""
+    cascade, size, seed = case
+    outputs = random_outputs(size, cascade, seed=seed, attention=0.0)
+    merged = merge(outputs, "hierarchical", output_size=size)
+    highest = outputs[cascade[-1]].logits
+    steps = [scale_size(size, s) for s in sorted(cascade, reverse=True)[1:] if s >= 1.0]
+    expected = resized_through(highest, [*steps, size])
+    torch.testing.assert_close(merged.logits, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(merged.weights[cascade[-1]], torch.ones(1, *size))
+
+
+def with_aux(outputs: dict[float, ScaleOutput], seed: int) -> dict[float, ScaleOutput]:
+    """The same outputs with random auxiliary logits added."""
+    g = torch.Generator().manual_seed(seed)
+    return {
+        s: ScaleOutput(o.logits, o.attention, torch.randn(o.logits.shape, generator=g) * 3)
+        for s, o in outputs.items()
+    }
+
+
+def aux_as_main(outputs: dict[float, ScaleOutput]) -> dict[float, ScaleOutput]:
+    """The outputs with the aux logits in place of the main ones."""
+    return {s: ScaleOutput(o.aux_logits, o.attention) for s, o in outputs.items()}
+
+
+@pytest.mark.parametrize("cascade", CASCADES)
+def test_aux_logits_are_merged_exactly_like_the_main_logits(cascade):
+    outputs = with_aux(random_outputs((37, 61), cascade, seed=7), seed=8)
+    merged = merge(outputs, "hierarchical")
+    assert merged.aux_logits is not None and merged.aux_logits.shape == (1, 5, 37, 61)
+    expected = restated_hierarchical(aux_as_main(outputs))
+    torch.testing.assert_close(merged.aux_logits, expected, rtol=0, atol=1e-5)
+    for method in ("mean", "max", f"single:{cascade[0]}"):
+        again = merge(aux_as_main(outputs), method).logits
+        torch.testing.assert_close(merge(outputs, method).aux_logits, again, rtol=0, atol=0)
+
+
+def test_aux_logits_are_merged_only_when_every_scale_has_them():
+    outputs = with_aux(random_outputs((24, 40), (0.5, 1.0), seed=9), seed=10)
+    outputs[0.5] = ScaleOutput(outputs[0.5].logits, outputs[0.5].attention)
+    assert merge(outputs, "hierarchical").aux_logits is None
+
+
+def tiny_aux_model(classes: int = 5):
+    """A small ``hrnet48_ocr_mscale`` (same code as the official model; it has aux logits)."""
+    torch.manual_seed(0)
+    trunk = {
+        "stem_channels": 8,
+        "layer1_planes": 4,
+        "layer1_blocks": 1,
+        "branch_channels": [4, 8, 8, 8],
+        "stage_modules": [1, 1, 1],
+        "blocks_per_branch": 1,
+    }
+    return build(
+        ARCH, classes, trunk=trunk, mid_channels=16, key_channels=8, attn_bottleneck=8
+    ).eval()
+
+
+def test_inference_result_exposes_merged_aux_logits():
+    model = tiny_aux_model()
+    assert model.has_aux
+    image = np.random.default_rng(0).random((64, 96, 3)).astype(np.float32)
+    result = hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, cache=None)
+    assert result.aux_logits is not None and result.aux_logits.shape == (5, 64, 96)
+    outputs = {s: r.output for s, r in result.per_scale.items()}
+    assert all(o.aux_logits is not None for o in outputs.values())
+    expected = restated_hierarchical(aux_as_main(outputs))[0]
+    torch.testing.assert_close(result.aux_logits, expected, rtol=0, atol=1e-4)
+    lite = hmsa_core.infer(image, (0.5, 1.0), model=build("lite", 5).eval(), cache=None)
+    assert lite.aux_logits is None  # no aux head, no aux logits
 
 
 def test_effective_weights_reconstruct_the_merge_where_attention_is_smooth():
@@ -180,3 +297,25 @@ def test_weights_sum_to_one_and_merge_is_deterministic(case, method):
     np.testing.assert_allclose(total.numpy(), 1.0, atol=1e-5)
     for w in first.weights.values():
         assert float(w.min()) >= -1e-6 and float(w.max()) <= 1 + 1e-6
+
+
+def test_non_floating_or_mismatched_outputs_are_value_errors():
+    outputs = random_outputs((16, 24), (0.5, 1.0))
+    as_int = {s: ScaleOutput(o.logits.long(), o.attention) for s, o in outputs.items()}
+    for method in ("hierarchical", "mean", "max", "single:1"):
+        with pytest.raises(ValueError, match=r"scale 0.5: logits must be floating point, got"):
+            merge(as_int, method)
+    more_classes = dict(outputs)
+    more_classes[1.0] = ScaleOutput(torch.zeros(1, 6, 16, 24), outputs[1.0].attention)
+    with pytest.raises(ValueError, match=r"scale 1 has 6 classes and batch 1, but scale 0.5 has 5"):
+        merge(more_classes, "mean")
+    bigger_batch = dict(outputs)
+    bigger_batch[1.0] = ScaleOutput(torch.zeros(2, 5, 16, 24), torch.zeros(2, 1, 16, 24))
+    with pytest.raises(ValueError, match=r"scale 1 has 5 classes and batch 2"):
+        merge(bigger_batch, "hierarchical")
+    wrong_attention = dict(outputs)
+    wrong_attention[0.5] = ScaleOutput(outputs[0.5].logits, torch.zeros(1, 1, 9, 12))
+    with pytest.raises(ValueError, match=r"scale 0.5: attention must have shape \(1, 1, 8, 12\)"):
+        merge(wrong_attention, "hierarchical")
+    with pytest.raises(ValueError, match=r"output_size must be positive"):
+        merge(outputs, "mean", output_size=(0, 24))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from PIL import Image
 
 import hmsa_core
 from hmsa_core.cache import ByteLRUCache
+from hmsa_core.limits import InputLimits
 from hmsa_core.models import build
 
 H, W = 48, 80
@@ -119,6 +122,17 @@ def test_cache_hit_returns_identical_tensors_without_a_forward_pass(model, rgb_u
     assert counting.calls == 5  # a different image is a different key
 
 
+def test_cache_misses_after_the_weights_change_in_place(model, rgb_u8):
+    counting = CountingModel(copy.deepcopy(model))
+    cache = ByteLRUCache(64 * 1024 * 1024)
+    first = hmsa_core.infer(rgb_u8, (1.0,), model=counting, cache=cache)
+    with torch.no_grad():
+        next(counting.parameters()).mul_(0.5)
+    second = hmsa_core.infer(rgb_u8, (1.0,), model=counting, cache=cache)
+    assert counting.calls == 2 and second.cost.cached_scales == ()
+    assert not torch.equal(first.logits, second.logits)
+
+
 def test_remerge_needs_no_forward_pass(model, rgb_u8):
     counting = CountingModel(model)
     result = hmsa_core.infer(rgb_u8, (0.5, 1.0, 2.0), model=counting, cache=None)
@@ -215,3 +229,38 @@ def test_unknown_method_and_precision_are_refused(model, rgb_u8):
         hmsa_core.infer(rgb_u8, (1.0,), model=model, method="vote", cache=None)
     with pytest.raises(ValueError, match="only supported on CUDA"):
         hmsa_core.infer(rgb_u8, (1.0,), model=model, precision="bf16", cache=None)
+
+
+def test_the_largest_scale_is_pinned_at_four(model):
+    small = np.random.default_rng(2).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    result = hmsa_core.infer(small, (4.0,), model=model, cache=None, limits=InputLimits())
+    assert result.per_scale[4.0].logits.shape == (19, 128, 160)
+    with pytest.raises(ValueError, match=r"scale 4.001 is above the maximum of 4"):
+        hmsa_core.infer(small, (1.0, 4.001), model=model, cache=None, limits=InputLimits())
+
+
+EIGHT = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+
+
+def test_the_number_of_scales_is_pinned_at_eight(model):
+    small = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    result = hmsa_core.infer(small, EIGHT, model=model, cache=None, limits=InputLimits())
+    assert result.scales == EIGHT
+    with pytest.raises(ValueError, match=r"9 distinct scales given; at most 8 are allowed"):
+        hmsa_core.infer(small, (*EIGHT, 2.5), model=model, cache=None, limits=InputLimits())
+    nine_values = (1.0, *EIGHT)  # nine values, eight distinct scales
+    again = hmsa_core.infer(small, nine_values, model=model, cache=None, limits=InputLimits())
+    assert again.scales == EIGHT
+    text = "2, 1, 0.5, 1.0, 0.50, 2.0, 0.25, 1, 0.25"  # nine values, four distinct
+    assert hmsa_core.infer(small, text, model=model, cache=None).scales == (0.25, 0.5, 1.0, 2.0)
+
+
+def test_a_too_small_scale_names_the_scale_and_the_size_it_would_give(model, rgb_u8):
+    message = (
+        r"scale 0.05 turns the 80 x 48 image into 4 x 2 pixels, below the model's minimum "
+        r"side of 8"
+    )
+    with pytest.raises(ValueError, match=message):
+        hmsa_core.infer(rgb_u8, (0.05, 1.0), model=model, cache=None, limits=InputLimits())
+    with pytest.raises(ValueError, match=r"scale 0.1 turns the 80 x 48 image into 8 x 4 pixels"):
+        hmsa_core.infer(rgb_u8, "0.1, 1", model=model, cache=None)

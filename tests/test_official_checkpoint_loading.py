@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import hmsa_core
+from hmsa_core.checkpoints import native
 from hmsa_core.checkpoints.native import save_native
 from hmsa_core.checkpoints.official import (
     is_official_checkpoint,
@@ -152,15 +153,69 @@ def test_wrong_keys_are_named_in_the_error(
         load_official(_edited(recipe, tmp_path, edit))
 
 
+@pytest.fixture
+def no_model_built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records the default device of every model build the official loader makes."""
+    devices: list[str] = []
+    real = native.build
+
+    def spy(*args: object, **kwargs: object) -> torch.nn.Module:
+        devices.append(torch.get_default_device().type)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(native, "build", spy)
+    return devices
+
+
 def test_recorded_class_count_disagreeing_with_the_tensors_is_refused(
-    tmp_path: Path, recipe: OrderedDict
+    tmp_path: Path, recipe: OrderedDict, no_model_built: list[str]
 ) -> None:
     path = tmp_path / "wrong_count.pth"
     save_official(recipe, path, 65)
-    with pytest.raises(
-        ValueError, match=r"ocr.cls_head.weight: file \(19, 512, 1, 1\) vs model \(65"
-    ):
+    message = (
+        r"wrong_count.pth records num_classes=65 but its classifier 'ocr.cls_head.weight' "
+        r"has 19 rows \(shape \(19, 512, 1, 1\)\)"
+    )
+    with pytest.raises(ValueError, match=message):
         load_official(path)
+    with pytest.raises(ValueError, match=message):
+        read_official_info(path)
+    assert no_model_built == []  # refused before any model, even a skeleton, was built
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"num_classes": 10**9}, r"declares 1000000000 classes; 1 to 255"),
+        ({"num_classes": 0}, r"declares 0 classes"),
+        ({"num_classes": -4}, r"declares -4 classes"),
+        ({"rows": 300}, r"declares 300 classes; 1 to 255"),
+        ({"num_classes": 10**9, "rows": 19}, r"num_classes=1000000000 but .* has 19 rows"),
+    ],
+)
+def test_absurd_class_counts_are_refused_before_building(
+    tmp_path: Path, payload: dict, message: str, no_model_built: list[str]
+) -> None:
+    """A hostile count (10**9 classes would be a 2 TB classifier) never reaches a build."""
+    state = {"module.scale_attn.conv2.weight": torch.zeros(1, 256, 1, 1)}
+    if "rows" in payload:
+        state["module.ocr.cls_head.weight"] = torch.zeros(payload["rows"], 512, 1, 1)
+    file = {"state_dict": state}
+    if "num_classes" in payload:
+        file["num_classes"] = payload["num_classes"]
+    path = tmp_path / "absurd.pth"
+    torch.save(file, path)
+    with pytest.raises(ValueError, match=message):
+        load_official(path)
+    assert no_model_built == []
+
+
+def test_wrong_keys_are_found_on_a_meta_skeleton_before_weights_are_allocated(
+    tmp_path: Path, recipe: OrderedDict, no_model_built: list[str]
+) -> None:
+    with pytest.raises(ValueError, match=r"1 missing key\(s\): scale_attn.conv2.weight"):
+        load_official(_edited(recipe, tmp_path, "missing"))
+    assert no_model_built == ["meta"]  # the real (72 M parameter) model was never built
 
 
 def test_truncated_checkpoint_is_refused(tmp_path: Path, official_file: Path) -> None:

@@ -3,10 +3,15 @@
 The recipe weights are regenerated from the key manifest, written in the official file layout,
 loaded through ``hmsa_core.load_model`` and run through ``hmsa_core.infer`` on the stored
 input; every golden array must match within ``1e-4 * max|golden|`` (fixtures README).
+
+``HMSA_TEST_DEVICE=cuda`` runs the same checks on a GPU, in float32 with TF32 disabled (TF32's
+reduced precision would exceed the tolerance; the fixtures README says so).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +32,7 @@ GOLDEN = FIXTURES / "nvidia_mscale_golden.npz"
 REL_TOL = 1e-4
 CASCADES = ("1.0", "0.5_1.0", "0.5_1.0_2.0", "0.25_0.5_1.0_2.0", "0.5_1.0_1.5_2.0")
 ALL_SCALES = (0.25, 0.5, 1.0, 1.5, 2.0)
+DEVICE = os.environ.get("HMSA_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +42,24 @@ def golden() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory, golden: dict) -> MultiScaleSegmenter:
+def full_precision() -> Iterator[None]:
+    """Turns TF32 off for this module's GPU runs, restoring the previous settings after."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.fixture(scope="module")
+def model(
+    tmp_path_factory: pytest.TempPathFactory, golden: dict, full_precision: None
+) -> MultiScaleSegmenter:
     gain = float(golden["recipe_gain"])
     state = recipe_state_dict(read_manifest(MANIFEST), gain=gain)
     path = tmp_path_factory.mktemp("golden") / "cityscapes_recipe.pth"
     save_official(state, path, 19, mean_iu=np.float64(0.0))
-    return hmsa_core.load_model(path, device="cpu")
+    return hmsa_core.load_model(path, device=DEVICE)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +119,7 @@ def test_final_logits_of_every_cascade_match(
     top2 = np.sort(reference[0], axis=0)[-2:]
     clear = (top2[1] - top2[0]) > 2 * REL_TOL * np.abs(reference).max()
     assert clear.mean() > 0.99
-    assert np.array_equal(result.pred.numpy()[clear], reference[0].argmax(0)[clear])
+    assert np.array_equal(result.pred.cpu().numpy()[clear], reference[0].argmax(0)[clear])
 
 
 def test_infer_on_the_cityscapes_cascade_matches_directly(

@@ -18,12 +18,9 @@ from analysis.scale_stats import scale_preference
 from analysis.sweep import SweepTable, subset_rows
 from hmsa_core.checkpoints.native import save_native
 from hmsa_core.labels import CITYSCAPES
+from tests.browser import CHROMIUM_ARGS, chromium_or_skip, playwright_or_skip
 
 SIZE = (64, 96)
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +114,8 @@ def test_command_line_refuses_bad_input(files, tmp_path, capsys) -> None:
 
 @pytest.mark.slow
 def test_report_renders_every_figure_in_headless_chromium(model, files, tmp_path) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip("chromium is not installed at /usr/bin/chromium")
+    playwright = playwright_or_skip()  # without a browser: skip, or fail when
+    chromium = chromium_or_skip()  # HMSA_REQUIRE_BROWSER=1 (see tests/browser.py)
     out = tmp_path / "report.html"
     assert main(["--image", str(files["image"]), "--mask", str(files["mask"]), "--scales", "0.5,1,2", "--model", str(files["model"]), "--out", str(out)]) == 0  # fmt: skip
     expected = count_figures(out.read_text(encoding="utf-8"))
@@ -128,7 +123,7 @@ def test_report_renders_every_figure_in_headless_chromium(model, files, tmp_path
     errors: list[str] = []
     requests: list[str] = []
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -113,6 +115,13 @@ def test_resume_continues_at_the_checkpointed_step(tmp_path) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
     info = read_native_info(second.weights)
     assert info.train_command == "test" and "val" in info.metrics
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path) -> None:
+    train(_tiny_config(tmp_path, 6, stop_after=2), command="test", measure_cost=False)
+    changed = replace(_tiny_config(tmp_path, 6, resume=True), lr=0.5)
+    with pytest.raises(ValueError, match=r"another config \(lr: 0.02 -> 0.5\)"):
+        train(changed, command="test", measure_cost=False)
 
 
 def test_cli_flags_build_the_config(tmp_path) -> None:

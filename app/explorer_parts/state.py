@@ -3,8 +3,8 @@
 The session keeps a *base* :class:`~hmsa_core.InferenceResult` holding every scale computed so
 far for the current model and image. A cascade or method change whose scales are all in the
 base is served by :meth:`~hmsa_core.InferenceResult.remerge` (no forward pass); otherwise
-:func:`hmsa_core.infer` runs, and scales already in :data:`hmsa_core.DEFAULT_SCALE_CACHE`
-still cost nothing.
+:func:`app.common.extend_inference` runs the forward passes of the missing scales only (the
+base's scales are reused even when :data:`hmsa_core.DEFAULT_SCALE_CACHE` has evicted them).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-import hmsa_core
+from app.common import extend_inference
 from hmsa_core.cost import CascadeCost
 from hmsa_core.inference import InferenceResult
 from hmsa_core.limits import InputLimits, limits_from_env
@@ -130,8 +130,9 @@ def run(
     """Returns the outcome of ``request``: re-merged when every scale is stored, else inferred.
 
     A new inference runs on the union of the requested scales and those already stored for
-    this model and image (stored ones come from the per-scale cache for free), so going back
-    to an earlier, larger cascade never needs a pass.
+    this model and image; only the scales not stored run a forward pass (the stored ones are
+    reused, whether or not the global per-scale cache still holds them), so going back to an
+    earlier, larger cascade never needs a pass.
 
     Args:
         state: the session state (a mutable mapping).
@@ -163,10 +164,10 @@ def run(
     limits = limits or limits_from_env()
     union = set(request.scales) | (set(base.per_scale) if base is not None else set())
     wanted = tuple(sorted(union)) if len(union) <= limits.max_scales else request.scales
-    # Infer with "mean" (every model can), then merge the requested method from the outputs:
+    # Merge with "mean" (every model can), then the requested method from the outputs:
     # a method the model cannot merge fails after the passes are stored, not before.
-    fresh = hmsa_core.infer(
-        image, wanted, model=model, method="mean", progress=counting, limits=limits
+    fresh = extend_inference(
+        base, image, wanted, model, method="mean", progress=counting, limits=limits
     )
     state[BASE] = fresh
     state[BASE_ID] = ident

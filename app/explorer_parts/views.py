@@ -179,18 +179,14 @@ def _pct(value: float | None) -> float | None:
 
 
 def iou_table(comparison: MethodComparison) -> pd.DataFrame:
-    """Returns classes x methods IoU (%) for the classes present (needs ground truth)."""
+    """Returns classes x methods IoU (%) for the classes present, then the mIoU row (from
+    :func:`analysis.exports.iou_table`; needs ground truth)."""
+    from analysis.exports import iou_table as table_of
+
     if comparison.scores is None:
         raise ValueError("per-class IoU needs a ground-truth mask")
-    columns = {
-        method: {
-            name: _pct(v) for name, v in scores.as_dict(comparison.labels)["per_class_iou"].items()
-        }
-        for method, scores in comparison.scores.items()
-    }
-    table = pd.DataFrame(columns)
-    table.index.name = "class"
-    return table.reset_index()
+    headers, rows = table_of(comparison, percent=True, digits=2)
+    return pd.DataFrame(rows, columns=headers)
 
 
 def iou_view(ctx: ViewContext) -> None:
@@ -284,6 +280,44 @@ def pareto_view(ctx: ViewContext) -> None:
         st.markdown(table.to_markdown())
 
 
+@dataclass(frozen=True)
+class AttributionChoices:
+    """What the attribution view offers.
+
+    Attributes:
+        targets: ``("logits", "attention")``, or ``("logits",)`` when no attention is used.
+        scales: the scales offered for the chosen target.
+        note: why something is not offered (empty when everything is).
+    """
+
+    targets: tuple[str, ...]
+    scales: tuple[float, ...]
+    note: str = ""
+
+
+def attribution_choices(
+    scales: tuple[float, ...], has_attention: bool, target: str
+) -> AttributionChoices:
+    """Returns the :class:`AttributionChoices` for a cascade: ``"attention"`` only for a model
+    with an attention head and a cascade of two or more scales; for it, only the scales whose
+    attention the hierarchical merge uses (never the largest, see
+    :func:`analysis.figures.attention_scales`)."""
+    from analysis.figures import attention_scales
+
+    used = attention_scales(scales) if has_attention else ()
+    targets = ("logits", "attention") if used else ("logits",)
+    if has_attention and not used:
+        note = "A one-scale cascade uses no attention: only its logits can be explained."
+        return AttributionChoices(targets, scales, note)
+    if target == "attention" and used:
+        note = (
+            f"The hierarchical merge starts from the largest scale ({max(scales):g}) and never "
+            "uses its attention, so that scale is not offered here."
+        )
+        return AttributionChoices(targets, used, note)
+    return AttributionChoices(targets, scales)
+
+
 def attribution_view(ctx: ViewContext) -> None:
     """Captum attribution of a class picked from the classes present, on a button press."""
     from analysis.attribution import attribute, attribution_figure
@@ -294,16 +328,20 @@ def attribution_view(ctx: ViewContext) -> None:
     target_class = cols[0].selectbox(
         "Class", present, format_func=lambda c: labels.names[c], key="attr_class"
     )
+    offered = attribution_choices(ctx.result.scales, ctx.model.has_attention, "logits")
+    target = cols[2].selectbox("Explain", offered.targets, key="attr_target")
+    offered = attribution_choices(ctx.result.scales, ctx.model.has_attention, target)
     scale = cols[1].selectbox(
         "Scale",
-        ctx.result.scales,
-        index=len(ctx.result.scales) // 2,
+        offered.scales,
+        index=len(offered.scales) // 2,
         format_func=lambda s: f"{s:g}",
-        key="attr_scale",
+        key=f"attr_scale_{target}",  # one per target: their options differ
+        help=offered.note or None,
     )
-    targets = ["logits", "attention"] if ctx.model.has_attention else ["logits"]
-    target = cols[2].selectbox("Explain", targets, key="attr_target")
     method = cols[3].selectbox("Method", ["integrated_gradients", "grad_cam"], key="attr_method")
+    if offered.note:
+        st.caption(offered.note)
     params = (ctx.serial, target_class, scale, target, method)
     if st.button("Compute attribution", key="attr_run"):
         bar = st.progress(0.0, text="attribution")
@@ -326,7 +364,7 @@ def attribution_view(ctx: ViewContext) -> None:
         bar.empty()
     stored = ctx.session.get("hmsa_attribution")
     if stored is not None and stored[0] == params:
-        _chart(attribution_figure(stored[1]), "fig_attribution")
+        _chart(attribution_figure(stored[1], labels.names[target_class]), "fig_attribution")
     else:
         st.caption("Pick a class and press the button (a few seconds on CPU).")
 

@@ -22,18 +22,28 @@ from gradio.utils import get_upload_folder
 
 import hmsa_core
 from analysis.compare import MethodComparison, compare_methods
-from analysis.exports import arrays_npz_bytes, cost_rows, mask_png_bytes, metrics_json
+from analysis.exports import (
+    arrays_npz_bytes,
+    cost_rows,
+    iou_table,
+    mask_png_bytes,
+    metrics_json,
+)
 from analysis.figures import cost_figure, iou_bars_figure, method_comparison_figure
 from analysis.metrics import score_prediction
 from app import common
-from app.gradio_parts.views import annotated_value, color_map, iou_table, scale_gallery
+from app.gradio_parts.views import annotated_value, color_map, mask_rgb, scale_gallery
 from hmsa_core.discovery import ModelEntry
+from hmsa_core.images import load_mask
 from hmsa_core.inference import InferenceResult, ProgressFn
+from hmsa_core.labels import CITYSCAPES, LabelSet, label_set_for
 from hmsa_core.limits import limits_from_env
 from hmsa_core.models import MultiScaleSegmenter
 
 #: Methods the comparison tab merges ("single" expands to every scale of the cascade).
 COMPARED_METHODS: tuple[str, ...] = ("hierarchical", "mean", "max", "single", "explicit")
+#: Longer side (pixels) of the upload previews.
+PREVIEW_SIDE = 512
 
 
 @contextlib.contextmanager
@@ -185,6 +195,47 @@ class Handlers:
         value = method if method in options else options[0]
         return gr.Dropdown(choices=options, value=value), description
 
+    def label_set(self, name: str | None) -> LabelSet:
+        """Returns the label set of the model called ``name`` as discovery describes it (no
+        weights are loaded), Cityscapes when that is unknown: the colours of a mask preview."""
+        try:
+            entry = self.entry(name)
+        except ValueError:
+            return CITYSCAPES
+        if entry.label_set_name == CITYSCAPES.name or not entry.num_classes:
+            return CITYSCAPES
+        return label_set_for(entry.num_classes)
+
+    # ------------------------------------------------------------------ previews
+
+    def preview_image(self, image: object) -> np.ndarray | None:
+        """Returns the ``(h, w, 3)`` uint8 preview of an uploaded image file (longer side at most
+        :data:`PREVIEW_SIDE`), read by the same reader as a run, or ``None`` without a file.
+
+        Raises:
+            gr.Error: the file is not an image the app can read, with what is wrong.
+        """
+        with user_errors():
+            path = file_path(image)
+            if path is None:
+                return None
+            return common.load_image(path, PREVIEW_SIDE, limits_from_env()).rgb
+
+    def preview_mask(self, mask: object, model_name: str | None) -> np.ndarray | None:
+        """Returns the ``(h, w, 3)`` uint8 preview of an uploaded class-id mask in the colours of
+        the selected model's label set, or ``None`` without a file. Its size and ids are checked
+        against the image when a run starts.
+
+        Raises:
+            gr.Error: the file is not a mask the app can read, with what is wrong.
+        """
+        with user_errors():
+            path = file_path(mask)
+            if path is None:
+                return None
+            ids = load_mask(path, limits_from_env())
+            return mask_rgb(ids, self.label_set(model_name), PREVIEW_SIDE)
+
     # ------------------------------------------------------------------ shared run
 
     def run(
@@ -198,9 +249,10 @@ class Handlers:
         progress: gr.Progress,
         extra_scales: str = "",
     ) -> Run:
-        """Returns the :class:`Run` of one request: load the model and image, run the cascade
-        (per-scale passes shared across requests through :data:`hmsa_core.DEFAULT_SCALE_CACHE`),
-        read the mask.
+        """Returns the :class:`Run` of one request: read the image, load the model, read and
+        check the mask and the cascade, then run the cascade (per-scale passes shared across
+        requests through :data:`hmsa_core.DEFAULT_SCALE_CACHE`). Every input is checked before
+        the first forward pass, so a bad one costs no compute.
 
         Raises:
             ValueError: any bad input, with what to fix.
@@ -208,12 +260,13 @@ class Handlers:
         image_path = file_path(image)
         if image_path is None:
             raise ValueError("no image given: upload one or click an example")
-        progress(0, desc="loading model")
-        entry = self.entry(model_name)
-        model = common.get_model(entry)
         limits = limits_from_env()
         side = int(max_side) if max_side else None
         loaded = common.load_image(image_path, side, limits)
+        progress(0, desc="loading model")
+        entry = self.entry(model_name)
+        model = common.get_model(entry)
+        gt = common.read_mask(file_path(mask), loaded.size, model.labels, loaded.original_size)
         toggled = coerce_scales(scales)
         if isinstance(toggled, str):
             toggled, extra_scales = (), f"{toggled} {extra_scales}"
@@ -229,7 +282,6 @@ class Handlers:
             progress=scale_progress(progress),
             limits=limits,
         )
-        gt = common.read_mask(file_path(mask), loaded.size, result.labels, loaded.original_size)
         return Run(entry, model, loaded, result, gt, Path(image_path).stem or "image")
 
     # ------------------------------------------------------------------ UI
@@ -344,9 +396,10 @@ class Handlers:
         model: str = "",
         mask: str | None = None,
         max_side: float = common.DEFAULT_MAX_SIDE,
+        arrays: bool = True,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects the tracker)
-    ) -> tuple[str, dict]:
-        """Segments one image with a scale cascade and returns the mask plus per-scale data.
+    ) -> tuple[str, dict, str | None]:
+        """Segments one image with a scale cascade; returns the mask, per-scale data and maps.
 
         Args:
             image: the image file (PNG, JPEG, WebP or TIFF).
@@ -355,18 +408,27 @@ class Handlers:
             model: model name as listed in the app's model menu; empty for the bundled default.
             mask: optional class-id mask PNG of the image, to score mIoU.
             max_side: the image is shrunk so that its longer side is at most this many pixels (0: unchanged).
+            arrays: also return the per-scale attention and effective-weight maps as an .npz file (false: the third output is empty).
 
         Returns:
-            The merged prediction as an indexed PNG (pixel value = class id, palette = class colours),
-            and a dict: model, method, label_set, image_size [H, W], original_size, scales, per_scale
+            The merged prediction as an indexed PNG (pixel value = class id, palette = class colours);
+            a dict: model, method, label_set, image_size [H, W], original_size, scales, per_scale
             (scale, input_size [h, w], gflops, seconds, cached, mean_attention, mean_weight),
             total_gflops, total_seconds, classes_present (id, name, fraction), and with a mask
-            miou, pixel_accuracy, per_class_iou.
+            miou, pixel_accuracy, per_class_iou; and (with arrays) an .npz of float16 maps:
+            attention_<s> (h, w) at scale s's input size, weights_<s> (H, W) (they sum to 1 over
+            s), plus scales, pred, image, class_names and method (see analysis.exports).
         """
         with user_errors():
             run = self.run(image, mask, scales, method, model, max_side, progress)
             png = cached_file(mask_png_bytes(run.result), f"{run.image_name}_pred.png")
-            return png, self._segment_data(run)
+            maps = self._scale_maps(run) if arrays else None
+            return png, self._segment_data(run), maps
+
+    def _scale_maps(self, run: Run) -> str:
+        """Returns the path of the run's per-scale attention and weight maps as ``.npz``."""
+        data = arrays_npz_bytes(run.result, include_logits=False)
+        return cached_file(data, f"{run.image_name}_scales.npz")
 
     def _segment_data(self, run: Run) -> dict:
         result = run.result

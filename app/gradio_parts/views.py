@@ -1,41 +1,22 @@
 """Turning inference results into the values Gradio components display.
 
-Nothing here computes a segmentation: it only reshapes what :mod:`hmsa_core` and
-:mod:`analysis` produced into the forms ``gr.AnnotatedImage``, ``gr.Gallery`` and
-``gr.Dataframe`` take.
+Nothing here computes a segmentation or colours a map: it only reshapes what :mod:`hmsa_core`
+and :mod:`analysis` produced (:func:`analysis.figures.scale_panels` for the per-scale images,
+:func:`analysis.exports.iou_table` for the IoU table) into the forms ``gr.AnnotatedImage``,
+``gr.Gallery`` and ``gr.Dataframe`` take.
 """
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-import plotly.colors
-import torch
 
-from analysis.compare import MethodComparison
 from analysis.exports import scale_key
-from analysis.figures import ATTENTION_SCALE
+from analysis.figures import scale_panels, stride_for
 from hmsa_core.inference import InferenceResult
 from hmsa_core.labels import LabelSet
 
 AnnotatedValue = tuple[np.ndarray, list[tuple[np.ndarray, str]]]
 GalleryItem = tuple[np.ndarray, str]
-
-
-@functools.lru_cache(maxsize=1)
-def _viridis_lut() -> np.ndarray:
-    """Returns the ``(256, 3)`` uint8 lookup table of the figures' attention colour scale."""
-    samples = plotly.colors.sample_colorscale(ATTENTION_SCALE, [i / 255 for i in range(256)])
-    return np.asarray([plotly.colors.unlabel_rgb(c) for c in samples]).round().astype(np.uint8)
-
-
-def heatmap_rgb(values: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Returns the ``(H, W, 3)`` uint8 colour image (the figures' attention scale, Viridis) of an
-    ``(H, W)`` map of values in [0, 1]."""
-    arr = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-    index = np.nan_to_num(np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    return _viridis_lut()[index]
 
 
 def hex_color(rgb: tuple[int, int, int]) -> str:
@@ -63,44 +44,27 @@ def annotated_value(result: InferenceResult) -> AnnotatedValue:
     return result.image, annotations
 
 
+def mask_rgb(mask: np.ndarray, labels: LabelSet, max_side: int) -> np.ndarray:
+    """Returns the ``(h, w, 3)`` uint8 colour image of an ``(H, W)`` class-id mask in the colours
+    of ``labels`` (ids outside the set black), subsampled (nearest) so that its longer side is at
+    most ``max_side``: the mask's preview."""
+    step = stride_for(mask.shape, max_side)
+    return labels.colorize(mask[::step, ::step])
+
+
 def scale_gallery(result: InferenceResult) -> list[GalleryItem]:
-    """Returns the captioned per-scale images, highest scale first: each scale's own prediction
-    ``(h, w, 3)``, its attention ``(h, w, 3)`` (when the model has one) and its effective weight
-    ``(H, W, 3)`` in the merge (Viridis: dark 0, yellow 1)."""
+    """Returns the captioned per-scale images of :func:`analysis.figures.scale_panels`, highest
+    scale first: each scale's own prediction ``(h, w, 3)``, its attention ``(h, w, 3)`` (when
+    the model has one) and its effective weight ``(H, W, 3)`` in the merge (Viridis: dark 0,
+    yellow 1)."""
     items: list[GalleryItem] = []
-    labels = result.labels
-    for scale in sorted(result.per_scale, reverse=True):
-        per = result.per_scale[scale]
-        tag = f"{scale_key(scale)}x"
-        items.append((labels.colorize(per.logits.argmax(0)), f"{tag} prediction"))
-        if per.attention is not None:
-            mean = float(per.attention.mean())
-            items.append((heatmap_rgb(per.attention), f"{tag} attention (mean {mean:.2f})"))
-        weight = result.weights.get(scale)
-        if weight is not None:
-            share = float(weight.mean())
-            items.append((heatmap_rgb(weight), f"{tag} weight ({share:.0%} of merge)"))
+    for panel in reversed(scale_panels(result)):
+        tag = f"{scale_key(panel.scale)}x"
+        items.append((panel.prediction, f"{tag} prediction"))
+        if panel.attention is not None:
+            unused = "" if panel.attention_used else ", unused by HMSA"
+            caption = f"{tag} attention (mean {panel.mean_attention:.2f}{unused})"
+            items.append((panel.attention, caption))
+        if panel.weight is not None:
+            items.append((panel.weight, f"{tag} weight ({panel.mean_weight:.0%} of merge)"))
     return items
-
-
-def iou_table(comparison: MethodComparison) -> tuple[list[str], list[list[object]]]:
-    """Returns ``(headers, rows)`` of per-class IoU: one row per class present in ground truth or
-    any prediction, one column per merge method, then an ``mIoU`` row. Empty without ground truth."""
-    if comparison.scores is None:
-        return [], []
-    labels = comparison.labels
-    methods = list(comparison.scores)
-    headers = ["class", *methods]
-    present = np.zeros(labels.num_classes, dtype=bool)
-    for scores in comparison.scores.values():
-        present |= np.asarray(scores.present, dtype=bool)
-    rows: list[list[object]] = []
-    for cls in np.flatnonzero(present):
-        row: list[object] = [labels.names[int(cls)]]
-        for method in methods:
-            value = float(comparison.scores[method].iou[cls])
-            row.append(None if np.isnan(value) else round(value, 4))
-        rows.append(row)
-    miou = [comparison.scores[m].miou for m in methods]
-    rows.append(["mIoU", *(None if np.isnan(v) else round(float(v), 4) for v in miou)])
-    return headers, rows

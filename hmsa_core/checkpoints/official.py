@@ -21,11 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hmsa_core.checkpoints.native import CheckpointInfo, check_state_dict
+from hmsa_core.checkpoints.native import (
+    MAX_CLASSES,
+    CheckpointInfo,
+    build_checked,
+    check_state_dict,
+)
 from hmsa_core.labels import LabelSet, label_set_for
 from hmsa_core.models.base import MultiScaleSegmenter
 from hmsa_core.models.mscale_ocr import ARCH
-from hmsa_core.models.registry import build
 
 OFFICIAL_ARCH = "ocrnet.HRNet_Mscale"
 PREFIX = "module."
@@ -56,7 +60,8 @@ class OfficialFileInfo:
     """What an official checkpoint file says about itself (tensors not inspected).
 
     Attributes:
-        num_classes: the class count (the file's ``num_classes``, else the classifier's rows).
+        num_classes: the class count (the file's ``num_classes``, which must equal the
+            classifier's rows, else the rows), in ``1..MAX_CLASSES``.
         official_arch: the file's ``arch`` string (``""`` for a bare state dict).
         epoch: the training epoch, or ``None``.
         mean_iu: the recorded validation mean IoU, or ``None``.
@@ -154,16 +159,42 @@ def _as_float(value: object) -> float | None:
     return None
 
 
+def _classifier_rows(state: Mapping[str, torch.Tensor]) -> int | None:
+    """Returns the number of rows (classes) of the OCR classifier, or None without one."""
+    classifier = state.get(CLASSIFIER_KEY)
+    if classifier is None or classifier.dim() < 1:
+        return None
+    return int(classifier.shape[0])
+
+
+def _num_classes(state: Mapping[str, torch.Tensor], meta: Mapping, name: str) -> int:
+    """Returns the file's class count: its ``num_classes``, which must equal the classifier's
+    rows when both exist, else the rows. ``ValueError`` if neither exists, they disagree, or the
+    count is outside ``1..MAX_CLASSES``. Checked before any model is built."""
+    recorded = meta.get("num_classes")
+    if isinstance(recorded, bool) or not isinstance(recorded, int):
+        recorded = None
+    rows = _classifier_rows(state)
+    if recorded is None and rows is None:
+        raise ValueError(
+            f"{name} records no num_classes and has no '{CLASSIFIER_KEY}' to infer it from"
+        )
+    if recorded is not None and rows is not None and recorded != rows:
+        shape = tuple(state[CLASSIFIER_KEY].shape)
+        raise ValueError(
+            f"{name} records num_classes={recorded} but its classifier '{CLASSIFIER_KEY}' has "
+            f"{rows} rows (shape {shape})"
+        )
+    count = recorded if recorded is not None else rows
+    if not 1 <= count <= MAX_CLASSES:  # type: ignore[operator]
+        raise ValueError(f"{name} declares {count} classes; 1 to {MAX_CLASSES} are supported")
+    return int(count)  # type: ignore[arg-type]
+
+
 def _info(state: Mapping[str, torch.Tensor], meta: Mapping, name: str) -> OfficialFileInfo:
-    """Returns the :class:`OfficialFileInfo` of a split file; ``ValueError`` if no class count."""
-    num_classes = meta.get("num_classes")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        classifier = state.get(CLASSIFIER_KEY)
-        if classifier is None or classifier.dim() < 1:
-            raise ValueError(
-                f"{name} records no num_classes and has no '{CLASSIFIER_KEY}' to infer it from"
-            )
-        num_classes = int(classifier.shape[0])
+    """Returns the :class:`OfficialFileInfo` of a split file; ``ValueError`` for a missing,
+    inconsistent or absurd class count."""
+    num_classes = _num_classes(state, meta, name)
     epoch = meta.get("epoch")
     params = sum(
         t.numel()
@@ -171,7 +202,7 @@ def _info(state: Mapping[str, torch.Tensor], meta: Mapping, name: str) -> Offici
         if t.is_floating_point() and not k.endswith(("running_mean", "running_var"))
     )
     return OfficialFileInfo(
-        num_classes=int(num_classes),
+        num_classes=num_classes,
         official_arch=str(meta.get("arch", "")),
         epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
         mean_iu=_as_float(meta.get("mean_iu", meta.get("__metric"))),
@@ -216,8 +247,9 @@ def load_official(
         labels: the label set; default from the class count (19 Cityscapes, 65 "mapillary").
 
     Raises:
-        ValueError: unreadable, truncated or unsafe file, or any missing, unexpected or
-            mis-shaped key (all named).
+        ValueError: unreadable, truncated or unsafe file, a class count that disagrees with
+            the classifier or is absurd (checked before building), or any missing, unexpected
+            or mis-shaped key (all named; checked on a meta-device skeleton first).
     """
     path = Path(path)
     state, meta = _split(_torch_load(path), path.name)
@@ -229,10 +261,14 @@ def load_official(
             f"{path.name} has {info.num_classes} classes but label set {labels.name!r} "
             f"has {labels.num_classes}"
         )
-    model = build(ARCH, labels=labels)
     source = path.name + (f" (arch {info.official_arch!r})" if info.official_arch else "")
-    check_state_dict(model, state, source)
-    model.load_state_dict(state, strict=True)
+    # Every key and shape is checked on a meta-device skeleton before 72 M weights are allocated.
+    check_state_dict(build_checked(ARCH, labels, {}, path.name, "meta"), state, source)
+    model = build_checked(ARCH, labels, {}, path.name, "cpu")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{source}: could not load its tensors: {exc}") from exc
     model.checkpoint_info = CheckpointInfo(  # type: ignore[attr-defined]
         arch=ARCH,
         hparams=model.hparams(),

@@ -82,16 +82,18 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def broadcast_module(module: torch.nn.Module, info: DistInfo) -> None:
-    """Copies rank 0's parameters and buffers into every rank's ``module`` (in place).
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Copies rank 0's buffers (BatchNorm running statistics) into every rank's ``module``.
 
-    BatchNorm running statistics drift apart between ranks after DDP's last forward; this
-    makes every rank hold rank 0's exact state before it is saved.
+    DDP keeps parameters in step through its gradient all-reduce, but the running statistics
+    updated by the last forward drift apart between ranks; this makes every rank hold rank 0's
+    statistics before a checkpoint is saved. Parameters are left alone on purpose, so that
+    :func:`parameter_digest` can show DDP itself kept them identical.
     """
     if not info.distributed:
         return
     with torch.no_grad():
-        for tensor in module.state_dict().values():
+        for tensor in module.buffers():
             dist.broadcast(tensor, src=0)
 
 
@@ -102,10 +104,10 @@ def all_reduce_sum(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return x
 
 
-def state_digest(module: torch.nn.Module) -> str:
-    """Returns the SHA-256 hex digest of ``module``'s state dict (names, shapes and bytes)."""
+def parameter_digest(module: torch.nn.Module) -> str:
+    """Returns the SHA-256 hex digest of ``module``'s parameters (names, shapes and bytes)."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
+    for name, tensor in sorted(module.named_parameters()):
         data = tensor.detach().cpu().contiguous()
         digest.update(name.encode())
         digest.update(str(tuple(data.shape)).encode())

@@ -1,7 +1,7 @@
 """Scoring trained models on SynthScapes val: many cascades and merges from one pass per scale.
 
-``python -m hmsa_core.train.evaluate --model assets/hmsa_lite_synthscapes.safetensors
---explicit assets/explicit_lite_synthscapes.safetensors --images 100`` prints the table of
+``python -m hmsa_core.train.evaluate --model assets/models/hmsa_lite_synthscapes.safetensors
+--explicit assets/models/explicit_lite_synthscapes.safetensors --images 100`` prints the table of
 per-class IoU for single scales, mean, max, HMSA cascades and explicit attention, and checks
 the claims of the reproduction (DESIGN 3).
 """

@@ -167,14 +167,42 @@ def save_checkpoint(
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Loads a checkpoint written by :func:`save_checkpoint` (``weights_only=True``); returns its step."""
+#: Config fields that may differ between a run and its resumption (where and how long to run
+#: this time, how often to report); every other field shapes the training and must match.
+RESUMABLE_CHANGES = frozenset({"out", "resume", "stop_after", "threads", "val_every", "ckpt_every"})
+
+
+def config_mismatch(saved: str, current: TrainConfig) -> list[str]:
+    """Returns ``"field: saved -> current"`` for every training-relevant field that differs
+    between a checkpoint's stored config (JSON) and ``current``; empty when they agree."""
+    before = json.loads(saved)
+    now = json.loads(current.to_json())
+    return [
+        f"{key}: {before.get(key)!r} -> {now.get(key)!r}"
+        for key in sorted(set(before) | set(now))
+        if key not in RESUMABLE_CHANGES and before.get(key) != now.get(key)
+    ]
+
+
+def load_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig
+) -> int:
+    """Loads a checkpoint written by :func:`save_checkpoint` (``weights_only=True``); returns its
+    step. ``ValueError`` when it is unreadable or was written with a different training config
+    (architecture, data, schedule...: resuming would silently change the run)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        differences = config_mismatch(state["config"], cfg)
+        if differences:
+            raise ValueError(
+                f"cannot resume from {path}: it was written with another config ("
+                + "; ".join(differences)
+                + "); use a new --out or the original flags"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         return int(state["step"])
-    except (KeyError, RuntimeError, OSError) as exc:
+    except (KeyError, RuntimeError, OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot resume from {path}: {exc}") from exc
 
 
@@ -273,7 +301,7 @@ def _train(
     ckpt = cfg.out / CHECKPOINT_NAME
     start = 0
     if cfg.resume and ckpt.is_file():
-        start = load_checkpoint(ckpt, model, optimizer)
+        start = load_checkpoint(ckpt, model, optimizer, cfg)
         log(f"resumed from {ckpt} at step {start}")
     runner: nn.Module = step_module
     if info.distributed:
@@ -320,7 +348,7 @@ def _train(
         bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
         last = step + 1 == end
         if (step + 1) % cfg.ckpt_every == 0 or last:
-            dist_utils.broadcast_module(model, info)
+            dist_utils.broadcast_buffers(model, info)
             if info.is_main:
                 save_checkpoint(ckpt, model, optimizer, step + 1, cfg)
         if cfg.val_every and (step + 1) % cfg.val_every == 0 and not last:
@@ -332,10 +360,11 @@ def _train(
             dist_utils.barrier(info)
     result.seconds = time.perf_counter() - t0
     bar.close()
-    dist_utils.broadcast_module(model, info)
-    if info.distributed:  # every rank records what it holds, to check they agree
+    if info.distributed:  # every rank records its parameters, to check DDP kept them equal
         cfg.out.mkdir(parents=True, exist_ok=True)
-        (cfg.out / f"state_digest_rank{info.rank}.txt").write_text(dist_utils.state_digest(model))
+        digest = dist_utils.parameter_digest(model)
+        (cfg.out / f"parameter_digest_rank{info.rank}.txt").write_text(digest)
+    dist_utils.broadcast_buffers(model, info)
     if info.is_main:
         result.val = validate(model, cfg, final=True)
         log(f"final val: {json.dumps({k: round(v['miou'], 4) for k, v in result.val.items()})}")
