@@ -156,7 +156,8 @@ def infer(
 
     Args:
         image: path, encoded bytes, PIL image, numpy array ``(H, W)``, ``(H, W, 3)`` or
-            ``(H, W, 4)`` (uint8, uint16 or float in [0, 1]), or a normalised tensor
+            ``(H, W, 4)`` (uint8, uint16, or float in [0, 1] (a maximum up to 1.05 is clipped)
+            or in [0, 255]), or a normalised tensor
             ``(3, H, W)``/``(1, 3, H, W)``.
         scales: the cascade, e.g. ``(0.25, 0.5, 1.0, 2.0)`` or ``"0.5, 1, 2"``.
         model: a loaded model; ``None`` uses the bundled default (loaded once).

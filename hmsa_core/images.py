@@ -2,6 +2,11 @@
 
 Everything the engine accepts as an image is turned into one form here: an ``(H, W, 3)``
 float32 RGB array in [0, 1]. Bad input raises ``ValueError`` with a message a user can act on.
+
+Float pixels are read as [0, 1] when their maximum is at most ``1 + FLOAT_TOLERANCE`` (values
+are clipped), as [0, 255] when it lies above that and at most 255; anything else (below
+``-FLOAT_TOLERANCE``, above 255, NaN or infinite) is refused. File headers are checked against
+the limits before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ def max_decoded_bytes(limits: InputLimits) -> int:
 
 
 def _check_size(height: int, width: int, limits: InputLimits, what: str = "image") -> None:
+    """Raises ``ValueError`` when an image of ``height x width`` is empty or over ``limits``."""
     if height < 1 or width < 1:
         raise ValueError(f"{what} is empty ({height} x {width} pixels)")
     if height * width > limits.max_pixels:
@@ -417,8 +423,9 @@ def _tiff_pixels(
 def load_rgb(image: ImageLike, limits: InputLimits = DEFAULT_LIMITS) -> np.ndarray:
     """Returns an ``(H, W, 3)`` float32 RGB array in [0, 1] from a path, bytes, PIL image or array.
 
-    Grayscale, palette, RGBA, CMYK, 16-bit and float images are converted; EXIF rotation is
-    honoured. Tensors are not accepted here (see :func:`prepare_input`).
+    Grayscale, palette, RGBA, CMYK, 16-bit and float images are converted (float ranges: see
+    the module docstring); EXIF and TIFF orientation are honoured. Tensors are not accepted
+    here (see :func:`prepare_input`).
     """
     if isinstance(image, (str, os.PathLike, bytes)):
         try:
