@@ -99,6 +99,19 @@ class SweepRow:
         """Returns True when the method could be merged on this cascade (the row has scores)."""
         return not math.isnan(self.miou)
 
+    def scores_dict(self) -> dict:
+        """Returns ``{"miou", "pixel_accuracy", "per_class_iou"}`` (JSON-ready, NaN as None),
+        the form stored in checkpoint metadata."""
+
+        def plain(value: float) -> float | None:
+            return None if math.isnan(value) else float(value)
+
+        return {
+            "miou": plain(self.miou),
+            "pixel_accuracy": plain(self.pixel_accuracy),
+            "per_class_iou": {name: plain(v) for name, v in self.per_class_iou.items()},
+        }
+
 
 @dataclass(frozen=True)
 class SweepTable:
@@ -418,13 +431,16 @@ def sweep(
     limit: int | None = None,
     precision: str = "fp32",
     progress: bool = True,
+    shard: bool = True,
 ) -> SweepTable:
     """Returns the :class:`SweepTable` of every cascade x method over ``dataset``.
 
     One forward pass per distinct scale of the union of ``cascades`` per image; every cascade
     and method is merged from those. Images without a mask are skipped. When a
-    ``torch.distributed`` group of more than one rank is initialised, rank ``r`` takes images
-    ``r, r + N, ...`` and the sums are all-reduced, so every rank returns the whole table.
+    ``torch.distributed`` group of more than one rank is initialised and ``shard`` is True,
+    rank ``r`` takes images ``r, r + N, ...`` and the sums are all-reduced, so every rank
+    returns the whole table; with ``shard=False`` this process scores every image alone (as
+    rank 0 does when it validates during DDP training).
 
     Args:
         model: the segmenter (runs where its parameters are).
@@ -434,6 +450,7 @@ def sweep(
         limit: score only the first ``limit`` images.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` on CUDA.
         progress: show a tqdm bar (on rank 0 only).
+        shard: split the images over the ranks of an initialised process group.
 
     Raises:
         ValueError: no cascades, no labelled image, a bad cascade or method.
@@ -451,7 +468,7 @@ def sweep(
     acc = _Accumulator(sweep_keys(cascades, methods), scales, model.num_classes)
     total = len(dataset) if limit is None else min(len(dataset), max(int(limit), 0))
     rank, world = 0, 1
-    if _is_distributed():
+    if shard and _is_distributed():
         import torch.distributed as dist
 
         rank, world = dist.get_rank(), dist.get_world_size()

@@ -6,12 +6,10 @@ import pytest
 import torch
 
 import hmsa_core
+from analysis.sweep import sweep
 from hmsa_core.api import bundled_model_path
 from hmsa_core.checkpoints.native import read_native_info
 from hmsa_core.data.synthscapes import SynthScapes
-from hmsa_core.train.evaluate import evaluate_rows
-
-ROWS = [("HMSA (0.5, 1)", (0.5, 1.0), "hierarchical")]
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +24,18 @@ def test_default_model_is_the_bundled_hmsa_with_its_training_record() -> None:
     assert info.train_command.startswith("python -m hmsa_core.train --arch lite")
     assert info.metrics["val"]["HMSA (0.5, 1, 2)"]["miou"] > 0
     assert info.metrics["train_cost"]["flop_ratio"] > 3
-    assert bundled_model_path("hmsa-lite").stat().st_size < 1_000_000
+    assert bundled_model_path("hmsa-lite").stat().st_size < 10_000_000  # the limit
 
 
 def test_bundled_hmsa_beats_chance_by_a_wide_margin(val_scenes) -> None:
     torch.set_num_threads(2)
     model = hmsa_core.load_model("hmsa-lite", "cpu")
-    (row,) = evaluate_rows(model, val_scenes, ROWS)
-    present = int(row.scores.present.sum())
+    row = sweep(model, val_scenes, [(0.5, 1.0)], ["hierarchical"], progress=False).rows[0]
+    present = len(row.per_class_iou)
     assert present >= 8
     # Chance: a constant or random prediction scores mIoU below 1/present.
-    assert row.scores.miou > 4 / present
-    assert row.scores.pixel_accuracy > 0.7
+    assert row.miou > 4 / present
+    assert row.pixel_accuracy > 0.7
 
 
 def test_bundled_explicit_model_runs_only_its_cascade(val_scenes) -> None:

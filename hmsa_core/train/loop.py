@@ -243,7 +243,7 @@ def _val_rows(model: MultiScaleSegmenter) -> list[tuple[str, tuple[float, ...], 
 
 def validate(model: MultiScaleSegmenter, cfg: TrainConfig, final: bool = False) -> dict:
     """Returns val scores by row: HMSA (0.5, 1) (and (0.5, 1, 2) when ``final``), or explicit."""
-    from hmsa_core.train.evaluate import evaluate_rows
+    from hmsa_core.train.evaluate import validation_scores
 
     if cfg.val_scenes == 0:
         return {}
@@ -251,9 +251,9 @@ def validate(model: MultiScaleSegmenter, cfg: TrainConfig, final: bool = False) 
     if not final:
         rows = rows[:1]
     data = SynthScapes("val", cfg.val_scenes, cfg.scene_size, cfg.data_seed)
-    scored = evaluate_rows(model, data, rows)
+    scores = validation_scores(model, data, rows)
     model.train()
-    return {r.name: r.scores.as_dict(model.labels) for r in scored}
+    return scores
 
 
 def train(
