@@ -176,12 +176,17 @@ def hierarchical_logits(
             )
         pred = logits[scale]
         if scale >= 1.0:
-            # attn * pred + (1 - attn) * down(merged), fused in one pass (lerp)
-            merged = torch.lerp(resize(merged, tuple(pred.shape[-2:])), pred, attn)
+            # attn * pred + (1 - attn) * down(merged), fused in one pass (lerp), written into
+            # the resized copy; the caller's tensors are never modified.
+            down = resize(merged, tuple(pred.shape[-2:]))
+            if down is merged:
+                down = merged.clone()
+            merged = down.lerp_(pred, attn)
         else:
             size = tuple(merged.shape[-2:])
-            # up(attn * pred) + (1 - up(attn)) * merged, fused in one pass (addcmul)
-            merged = torch.addcmul(resize(attn * pred, size), 1 - resize(attn, size), merged)
+            # up(attn * pred) + (1 - up(attn)) * merged, fused in one pass (addcmul), written
+            # into the freshly computed up(attn * pred): in place saves a full-size allocation.
+            merged = resize(attn * pred, size).addcmul_(1 - resize(attn, size), merged)
     return merged
 
 

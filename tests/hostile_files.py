@@ -267,3 +267,15 @@ def write_hostile_files(folder: Path) -> dict[str, HostileCase]:
         image=good,
     )
     return {case.name: case for case in cases}
+
+
+class WritesMarker:
+    """Unpickling this runs ``exec`` and creates a marker file: the checkpoint attack every
+    loader must refuse (a test first unpickles one freely to prove the payload is live)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        """Returns the call an unpickler would make: ``exec`` of code that writes the marker."""
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))

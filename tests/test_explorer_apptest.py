@@ -21,6 +21,7 @@ import hmsa_core
 from app import common
 from hmsa_core.checkpoints.native import save_native
 from hmsa_core.data.synthscapes import generate_scene, write_samples
+from tests.hostile_files import WritesMarker
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
 SIZE = (64, 128)  # (H, W) of the test scenes: small, so every run takes about a second
@@ -480,17 +481,6 @@ def test_unreadable_checkpoint_is_listed_and_reported(app_env, tmp_path, monkeyp
     assert "fig_overlay" in _charts(at)
 
 
-class _WritesMarker:
-    """Unpickling this runs ``exec`` and creates a marker file: the attack the app must refuse
-    (built as in tests/test_official_checkpoint_loading.py)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
-
-
 def _hostile_checkpoints(folder: Path, marker: Path) -> dict[str, str]:
     """Writes the hostile checkpoints into ``folder``; returns file name -> a pattern of the
     reason the page must give."""
@@ -505,7 +495,7 @@ def _hostile_checkpoints(folder: Path, marker: Path) -> dict[str, str]:
     torch.save(other.state_dict(), folder / "resnet_like.pth")
     torch.save({"state_dict": other.state_dict(), "num_classes": 19}, folder / "other_net.pth")
     payload = {"state_dict": {"module.x": torch.zeros(2)}, "num_classes": 19,
-               "mean_iu": _WritesMarker(marker)}  # fmt: skip
+               "mean_iu": WritesMarker(marker)}  # fmt: skip
     torch.save(payload, folder / "evil.pth")
     return {
         "truncated.safetensors": "truncated.safetensors",
@@ -517,7 +507,7 @@ def _hostile_checkpoints(folder: Path, marker: Path) -> dict[str, str]:
 
 def test_hostile_checkpoints_show_clear_errors_and_never_run_code(app_env, tmp_path, monkeypatch):
     marker = tmp_path / "marker"
-    pickle.loads(pickle.dumps(_WritesMarker(tmp_path / "control")))
+    pickle.loads(pickle.dumps(WritesMarker(tmp_path / "control")))
     assert (tmp_path / "control").exists(), (
         "the payload must be live for this test to mean anything"
     )

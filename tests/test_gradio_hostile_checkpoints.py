@@ -28,7 +28,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 import hmsa_core  # noqa: E402
 from app.gradio_app import build_app, launch  # noqa: E402
 from hmsa_core.checkpoints.native import save_native  # noqa: E402
-from tests.hostile_files import GOOD_SIZE, write_good_image  # noqa: E402
+from tests.hostile_files import GOOD_SIZE, WritesMarker, write_good_image  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -40,17 +40,6 @@ HOSTILE_CHECKPOINTS: dict[str, str] = {
 }
 #: Signs that an internal error, not a user-facing message, reached the client.
 TRACEBACK_SIGNS = re.compile(r"Traceback|File \"|Exception\b|Error\(")
-
-
-class WritesMarker:
-    """Unpickling this runs ``exec`` and creates a marker file: the attack to refuse."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        """Returns the call an unpickler would make: ``exec`` of code that writes the marker."""
-        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from hmsa_core.data.recipe_weights import read_manifest, recipe_state_dict
 from hmsa_core.labels import generic_label_set
 from hmsa_core.models import build
 from hmsa_core.models.mscale_ocr import ARCH, MscaleOCR
+from tests.hostile_files import WritesMarker
 
 MANIFEST = Path(__file__).parent / "fixtures" / "nvidia_mscale_ocr_hrnetv2_w48_cityscapes.json"
 
@@ -251,24 +252,14 @@ def test_torch_file_without_a_state_dict_is_refused(tmp_path: Path) -> None:
         load_official(path)
 
 
-class _WritesMarker:
-    """Unpickling this runs ``exec`` and creates a marker file: the attack to refuse."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
-
-
 def test_pickle_payload_is_refused_and_never_runs(tmp_path: Path, recipe: OrderedDict) -> None:
     control = tmp_path / "control_marker"
-    pickle.loads(pickle.dumps(_WritesMarker(control)))
+    pickle.loads(pickle.dumps(WritesMarker(control)))
     assert control.exists(), "the payload must be live for this test to mean anything"
 
     marker = tmp_path / "marker"
     path = tmp_path / "evil.pth"
-    torch.save({"state_dict": recipe, "num_classes": 19, "mean_iu": _WritesMarker(marker)}, path)
+    torch.save({"state_dict": recipe, "num_classes": 19, "mean_iu": WritesMarker(marker)}, path)
     with pytest.raises(ValueError, match=r"evil.pth .*GLOBAL (builtins\.)?exec"):
         hmsa_core.load_model(path)
     with pytest.raises(ValueError, match=r"GLOBAL (builtins\.)?exec"):
