@@ -9,7 +9,14 @@ In a notebook::
     result.weights       # which scale decided each pixel
 """
 
-from hmsa_core.api import BUNDLED_MODELS, DEFAULT_SCALE_CACHE, default_model, infer, load_model
+from hmsa_core.api import (
+    BUNDLED_MODELS,
+    DEFAULT_SCALE_CACHE,
+    default_model,
+    extend,
+    infer,
+    load_model,
+)
 from hmsa_core.cascade import parse_scales, validate_scales
 from hmsa_core.cost import CascadeCost, ScaleCost, estimate_cascade
 from hmsa_core.inference import InferenceResult, ScaleResult, prepare_input, run_scales
@@ -35,6 +42,7 @@ __all__ = [
     "default_model",
     "effective_weights",
     "estimate_cascade",
+    "extend",
     "infer",
     "load_model",
     "merge",

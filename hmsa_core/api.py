@@ -6,19 +6,24 @@ import functools
 import os
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hmsa_core.cache import ByteLRUCache
+from hmsa_core.cascade import validate_scales
 from hmsa_core.cost import ScaleCost
 from hmsa_core.images import ImageLike
 from hmsa_core.inference import (
     DEFAULT_CACHE_BYTES,
     InferenceResult,
     ProgressFn,
+    ScaleResult,
     infer_prepared,
     prepare_input,
+    run_scales,
 )
 from hmsa_core.labels import LabelSet, label_set_from_file, sidecar_label_file
 from hmsa_core.limits import InputLimits, cache_bytes_from_env, limits_from_env
@@ -190,3 +195,80 @@ def infer(
         progress=progress,
         limits=limits,
     )
+
+
+def _held_progress(
+    held: Iterable[float], total: int, progress: ProgressFn | None
+) -> ProgressFn | None:
+    """Reports the ``held`` scales as cached now; returns the callback for the others, whose
+    indices follow the held ones (``None`` when there is no ``progress``)."""
+    if progress is None:
+        return None
+    done = 0
+    for done, scale in enumerate(held, start=1):
+        progress(scale, done - 1, total, True)
+
+    def rest(scale: float, index: int, _total: int, cached: bool) -> None:
+        progress(scale, done + index, total, cached)
+
+    return rest
+
+
+def extend(
+    base: InferenceResult | None,
+    image: np.ndarray,
+    scales: Iterable[float],
+    model: MultiScaleSegmenter,
+    *,
+    method: str = "hierarchical",
+    cache: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] | None = DEFAULT_SCALE_CACHE,
+    progress: ProgressFn | None = None,
+    limits: InputLimits | None = None,
+) -> InferenceResult:
+    """Returns the :class:`InferenceResult` of ``scales`` on ``image`` merged with ``method``,
+    running forward passes only for the scales ``base`` does not hold.
+
+    The scales ``base`` holds are taken from it as they are (their costs marked ``cached``),
+    whatever the per-scale ``cache`` still holds; the others go through :func:`run_scales`
+    (so ``cache`` can still serve them). This is how an app that keeps a session's result
+    grows its cascade without recomputing, even after the shared cache evicted those scales.
+
+    Args:
+        base: an earlier result of the same ``image`` and ``model``, or ``None``.
+        image: ``(H, W, 3)`` uint8 RGB (the image ``base`` was computed on).
+        scales: the cascade of the result (validated for the image and model).
+        model: the model (``base`` must come from it; also merges ``"explicit"``).
+        method: the merge method of the result.
+        cache: per-scale cache for the scales ``base`` lacks (``None``: always compute).
+        progress: ``(scale, index, total, cached)`` after each scale; held scales come first,
+            reported as cached.
+        limits: input and cascade limits (default: ``HMSA_*`` environment).
+
+    Raises:
+        ValueError: a bad cascade or image, a method the model cannot merge, or a ``base`` of
+            another image.
+    """
+    limits = limits or limits_from_env()
+    prepared = prepare_input(image, model, limits)
+    cascade = validate_scales(scales, prepared.size, model.min_input_side, limits)
+    if base is not None and not np.array_equal(base.image, prepared.rgb):
+        raise ValueError("the stored result belongs to another image; run the cascade afresh")
+    held = [s for s in cascade if base is not None and s in base.per_scale]
+    if base is None or not held:
+        return infer_prepared(
+            prepared, cascade, model, method=method, cache=cache, progress=progress, limits=limits
+        )
+    missing = [s for s in cascade if s not in held]
+    rest = _held_progress(held, len(cascade), progress)
+    fresh = (
+        run_scales(model, prepared.tensor, missing, cache=cache, progress=rest, limits=limits)
+        if missing
+        else {}
+    )
+    per_scale: dict[float, ScaleResult] = {
+        s: ScaleResult(s, base.per_scale[s].output, replace(base.per_scale[s].cost, cached=True))
+        for s in held
+    }
+    per_scale.update(fresh)
+    combined = replace(base, scales=cascade, per_scale=dict(sorted(per_scale.items())))
+    return combined.remerge(method, cascade, model=model)

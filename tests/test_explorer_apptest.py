@@ -273,10 +273,8 @@ def test_bad_mask_shows_an_error_and_the_prediction_still_shows(app_env, mask, m
     ids=["size", "class-ids"],
 )
 def test_uploaded_mask_is_validated_before_the_cascade_runs(app_env, monkeypatch, mask, message):
-    from app.explorer_parts import state
-
     events: list[str] = []
-    read_mask, extend = common.read_mask, state.extend_inference
+    read_mask, extend = common.read_mask, hmsa_core.extend
 
     def recording_read_mask(*args, **kwargs):
         try:
@@ -289,7 +287,7 @@ def test_uploaded_mask_is_validated_before_the_cascade_runs(app_env, monkeypatch
         return extend(*args, **kwargs)
 
     monkeypatch.setattr(common, "read_mask", recording_read_mask)
-    monkeypatch.setattr(state, "extend_inference", recording_extend)
+    monkeypatch.setattr(hmsa_core, "extend", recording_extend)
     scene = generate_scene(9, seed=4, size=SIZE)
     at = _upload_mode(_start())
     events.clear()

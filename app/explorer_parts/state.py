@@ -3,7 +3,7 @@
 The session keeps a *base* :class:`~hmsa_core.InferenceResult` holding every scale computed so
 far for the current model and image. A cascade or method change whose scales are all in the
 base is served by :meth:`~hmsa_core.InferenceResult.remerge` (no forward pass); otherwise
-:func:`app.common.extend_inference` runs the forward passes of the missing scales only (the
+:func:`hmsa_core.extend` runs the forward passes of the missing scales only (the
 base's scales are reused even when :data:`hmsa_core.DEFAULT_SCALE_CACHE` has evicted them).
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from app.common import extend_inference
+import hmsa_core
 from hmsa_core.cost import CascadeCost
 from hmsa_core.inference import InferenceResult
 from hmsa_core.limits import InputLimits, limits_from_env
@@ -166,7 +166,7 @@ def run(
     wanted = tuple(sorted(union)) if len(union) <= limits.max_scales else request.scales
     # Merge with "mean" (every model can), then the requested method from the outputs:
     # a method the model cannot merge fails after the passes are stored, not before.
-    fresh = extend_inference(
+    fresh = hmsa_core.extend(
         base, image, wanted, model, method="mean", progress=counting, limits=limits
     )
     state[BASE] = fresh
