@@ -46,8 +46,10 @@ class ScaleCost:
         flops: counted FLOPs (0 never occurs for a real pass).
         seconds: measured wall time of the pass (synchronised on CUDA); when ``cached`` it is
             the time of the original pass, and no time was spent now.
-        peak_bytes: CUDA: the allocator's peak during the pass; CPU: the meta-run estimate of
-            peak live activations plus the parameters (best effort, see README).
+        peak_bytes: the pass's peak memory plus the model's parameters, not counting what
+            else is held (earlier scales' outputs, other models). CUDA: the allocator's peak
+            during the pass above what was allocated before it; CPU: the meta-run estimate of
+            peak live activations (best effort, see README).
         peak_measured: True when ``peak_bytes`` is a measurement (CUDA), False for the estimate.
         cached: True when the result came from the per-scale cache.
     """

@@ -303,17 +303,20 @@ def _run_one(
     input_size = (int(x.shape[-2]), int(x.shape[-1]))
     estimate = estimate_pass(model, input_size, batch=int(x.shape[0]))
     on_cuda = device.type == "cuda"
+    held_before = 0
     if on_cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+        held_before = int(torch.cuda.memory_allocated(device))
     start = time.perf_counter()
     with torch.no_grad(), autocast:
         output = model(x)
     if on_cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    if on_cuda:
-        peak, measured = int(torch.cuda.max_memory_allocated(device)), True
+    if on_cuda:  # the pass's own peak plus the weights, as on CPU: not what others hold
+        pass_peak = int(torch.cuda.max_memory_allocated(device)) - held_before
+        peak, measured = pass_peak + estimate.param_bytes, True
     else:
         peak, measured = estimate.activation_bytes + estimate.param_bytes, False
     cost = ScaleCost(
