@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -32,10 +33,12 @@ from hmsa_core.models.base import MultiScaleSegmenter, ScaleOutput
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 #: Bundled models, by name: the file under ``assets/`` that holds each.
-BUNDLED_MODELS: dict[str, str] = {
-    "hmsa-lite": "models/hmsa_lite_synthscapes.safetensors",
-    "explicit-lite": "models/explicit_lite_synthscapes.safetensors",
-}
+BUNDLED_MODELS: Mapping[str, str] = MappingProxyType(
+    {
+        "hmsa-lite": "models/hmsa_lite_synthscapes.safetensors",
+        "explicit-lite": "models/explicit_lite_synthscapes.safetensors",
+    }
+)
 DEFAULT_MODEL = "hmsa-lite"
 
 #: The per-scale cache :func:`infer` uses unless given another (bounded in bytes).

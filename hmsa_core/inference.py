@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -24,7 +25,9 @@ from hmsa_core.limits import DEFAULT_LIMITS, InputLimits
 from hmsa_core.merge import merge
 from hmsa_core.models.base import MultiScaleSegmenter, ScaleOutput, rescale_input
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS: Mapping[str, torch.dtype | None] = MappingProxyType(
+    {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+)
 DEFAULT_CACHE_BYTES = 1024 * 1024 * 1024
 
 #: Progress callback: ``(scale, index, total, cached)`` after each scale is done.
