@@ -126,9 +126,13 @@ def test_upload_change_cascade_and_see_attention_and_iou(
             expect(uploaders).to_have_count(2, timeout=WAIT_MS)
             uploaders.nth(0).locator("input[type=file]").set_input_files(image_path)
             expect(sidebar.get_by_text("Input: 192 x 96 px")).to_be_visible(timeout=WAIT_MS)
-            uploaders.nth(1).locator("input[type=file]").set_input_files(mask_path)
             main = page.get_by_test_id("stMain")
+            # Let the image's own run finish before the next upload, as a person would.
             expect(main.get_by_text("Per-scale time", exact=False)).to_be_visible(timeout=WAIT_MS)
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=WAIT_MS)
+            uploaders.nth(1).locator("input[type=file]").set_input_files(mask_path)
+            expect(uploaders.nth(1).get_by_text("street_mask.png")).to_be_visible(timeout=WAIT_MS)
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=WAIT_MS)
 
             sidebar.get_by_role("button", name="0.75", exact=True).click()
             expect(sidebar.get_by_text("Cascade: (0.5, 0.75, 1, 2)")).to_be_visible(timeout=WAIT_MS)

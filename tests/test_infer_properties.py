@@ -105,13 +105,15 @@ def test_valid_multi_scale_cascades_give_input_sized_results(image, scales, meth
 )
 def test_infer_never_crashes_except_with_value_error(image, scales, method):
     non_finite = np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all()
+    # An array of a layout no reader accepts is refused for its shape before its values.
+    accepted_layout = image.ndim == 2 or image.shape[2] in (1, 3, 4)
     try:
         result = hmsa_core.infer(
             image, scales, model=MODEL, method=method, cache=None, limits=LIMITS
         )
     except ValueError as exc:
         assert str(exc)  # a message, never an empty error
-        if non_finite:
+        if non_finite and accepted_layout:
             assert "NaN or infinite" in str(exc)
         return
     assert not non_finite, "NaN/inf pixels must be refused"
