@@ -32,15 +32,16 @@ class SegmentationScores:
         """Returns a JSON-serialisable dict (per-class IoU keyed by class name when ``labels`` given)."""
         names = labels.names if labels is not None else [str(i) for i in range(len(self.iou))]
         return {
-            "miou": _nan_to_none(self.miou),
-            "pixel_accuracy": _nan_to_none(self.pixel_accuracy),
+            "miou": nan_to_none(self.miou),
+            "pixel_accuracy": nan_to_none(self.pixel_accuracy),
             "per_class_iou": {
-                names[i]: _nan_to_none(float(v)) for i, v in enumerate(self.iou) if self.present[i]
+                names[i]: nan_to_none(float(v)) for i, v in enumerate(self.iou) if self.present[i]
             },
         }
 
 
-def _nan_to_none(value: float) -> float | None:
+def nan_to_none(value: float) -> float | None:
+    """Returns ``value`` as a float, or ``None`` for NaN (JSON has no NaN)."""
     return None if np.isnan(value) else float(value)
 
 

@@ -42,7 +42,7 @@ from analysis.cascades import (
     parse_cascades,
     union_scales,
 )
-from analysis.metrics import ConfusionMatrix, scores_from_matrix
+from analysis.metrics import ConfusionMatrix, nan_to_none, scores_from_matrix
 from hmsa_core.data.sample import SegmentationSample
 from hmsa_core.inference import InferenceResult, prepare_input, run_scales
 from hmsa_core.labels import LabelSet
@@ -101,15 +101,12 @@ class SweepRow:
 
     def scores_dict(self) -> dict:
         """Returns ``{"miou", "pixel_accuracy", "per_class_iou"}`` (JSON-ready, NaN as None),
-        the form stored in checkpoint metadata."""
-
-        def plain(value: float) -> float | None:
-            return None if math.isnan(value) else float(value)
-
+        the form :meth:`~analysis.metrics.SegmentationScores.as_dict` gives and checkpoint
+        metadata stores."""
         return {
-            "miou": plain(self.miou),
-            "pixel_accuracy": plain(self.pixel_accuracy),
-            "per_class_iou": {name: plain(v) for name, v in self.per_class_iou.items()},
+            "miou": nan_to_none(self.miou),
+            "pixel_accuracy": nan_to_none(self.pixel_accuracy),
+            "per_class_iou": {name: nan_to_none(v) for name, v in self.per_class_iou.items()},
         }
 
 

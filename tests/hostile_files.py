@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pytest
 import tifffile
+import torch
 from PIL import Image
 
 #: ``(H, W)`` of the well-formed image the mask cases belong to (small: runs take well under 1 s).
@@ -279,3 +281,19 @@ class WritesMarker:
     def __reduce__(self) -> tuple[object, tuple[str]]:
         """Returns the call an unpickler would make: ``exec`` of code that writes the marker."""
         return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def record_model_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Patches the checkpoint loaders' ``build`` to record the default device of every model
+    they build (``"meta"`` for a skeleton, ``"cpu"`` for a real one); returns that list."""
+    from hmsa_core.checkpoints import native
+
+    devices: list[str] = []
+    real = native.build
+
+    def spy(*args: object, **kwargs: object) -> torch.nn.Module:
+        devices.append(torch.get_default_device().type)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(native, "build", spy)
+    return devices

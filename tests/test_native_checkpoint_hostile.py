@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -16,6 +15,7 @@ from hmsa_core.checkpoints import native
 from hmsa_core.checkpoints.native import check_hparams, default_hparams, load_native, save_native
 from hmsa_core.labels import generic_label_set, label_set_to_dict
 from hmsa_core.models.mscale_ocr import ARCH
+from tests.hostile_files import record_model_builds
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +30,7 @@ def builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records the default device of every model the native loader builds (the cached
     meta-device builds that read an architecture's default hyper-parameters are made first)."""
     default_hparams("lite")
-    devices: list[str] = []
-    real = native.build
-
-    def spy(*args: object, **kwargs: object) -> torch.nn.Module:
-        devices.append(torch.get_default_device().type)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(native, "build", spy)
-    return devices
+    return record_model_builds(monkeypatch)
 
 
 def rewritten(source: Path, target: Path, **metadata: str) -> Path:

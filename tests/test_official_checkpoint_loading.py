@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import hmsa_core
-from hmsa_core.checkpoints import native
 from hmsa_core.checkpoints.native import save_native
 from hmsa_core.checkpoints.official import (
     is_official_checkpoint,
@@ -26,7 +25,7 @@ from hmsa_core.data.recipe_weights import read_manifest, recipe_state_dict
 from hmsa_core.labels import generic_label_set
 from hmsa_core.models import build
 from hmsa_core.models.mscale_ocr import ARCH, MscaleOCR
-from tests.hostile_files import WritesMarker
+from tests.hostile_files import WritesMarker, record_model_builds
 
 MANIFEST = Path(__file__).parent / "fixtures" / "nvidia_mscale_ocr_hrnetv2_w48_cityscapes.json"
 
@@ -157,15 +156,7 @@ def test_wrong_keys_are_named_in_the_error(
 @pytest.fixture
 def no_model_built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records the default device of every model build the official loader makes."""
-    devices: list[str] = []
-    real = native.build
-
-    def spy(*args: object, **kwargs: object) -> torch.nn.Module:
-        devices.append(torch.get_default_device().type)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(native, "build", spy)
-    return devices
+    return record_model_builds(monkeypatch)
 
 
 def test_recorded_class_count_disagreeing_with_the_tensors_is_refused(
