@@ -143,7 +143,9 @@ def cost_rows(cost: CascadeCost, *, total: bool = False) -> list[dict]:
 
     Each row: ``scale`` (float, or ``"total"``), ``input size`` (``"W x H"``), ``GFLOPs``,
     ``seconds`` (of the pass when it was computed), ``peak MB`` (measured on CUDA, estimated
-    on CPU), ``source`` (``"cached"`` or ``"computed"``).
+    on CPU), ``source`` (``"cached"`` or ``"computed"``), ``precision`` (what ran),
+    ``computed %`` (share of the pass's area computed; below 100 when gating skipped tiles)
+    and ``GFLOPs saved`` (by gating).
     """
     rows: list[dict] = [
         {
@@ -153,6 +155,9 @@ def cost_rows(cost: CascadeCost, *, total: bool = False) -> list[dict]:
             "seconds": round(c.seconds, 4),
             "peak MB": round(c.peak_bytes / 2**20, 1),
             "source": "cached" if c.cached else "computed",
+            "precision": c.precision,
+            "computed %": round(100.0 * c.computed_fraction, 1),
+            "GFLOPs saved": round(c.flops_saved / 1e9, 4),
         }
         for c in cost.per_scale
     ]
@@ -165,6 +170,11 @@ def cost_rows(cost: CascadeCost, *, total: bool = False) -> list[dict]:
                 "seconds": round(cost.seconds, 4),
                 "peak MB": round(cost.peak_bytes / 2**20, 1),
                 "source": f"{len(cost.cached_scales)} cached",
+                "precision": "/".join(cost.precisions),
+                "computed %": round(
+                    100.0 * sum(c.flops for c in cost.per_scale) / max(cost.full_flops, 1), 1
+                ),
+                "GFLOPs saved": round(cost.gflops_saved, 4),
             }
         )
     return rows

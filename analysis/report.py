@@ -26,6 +26,7 @@ from plotly.offline import get_plotlyjs
 
 from analysis.attribution import Attribution, attribution_figure
 from analysis.cascades import format_cascade
+from analysis.cli_args import add_scales_argument, with_example
 from analysis.compare import MethodComparison, compare_methods, method_cost, validate_gt
 from analysis.exports import cost_rows
 from analysis.figures import (
@@ -38,7 +39,6 @@ from analysis.figures import (
 )
 from analysis.scale_stats import ScalePreference, scale_preference, scale_preference_figure
 from analysis.sweep import IOU_PREFIX, SweepTable, subset_rows
-from hmsa_core.cascade import parse_scales
 from hmsa_core.inference import InferenceResult
 from hmsa_core.labels import CITYSCAPES, LabelSet, distinct_colors
 
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--image", help="input image")
     parser.add_argument("--mask", help="ground-truth mask of the image (class ids)")
-    parser.add_argument("--scales", default="0.5,1,2", help="the cascade, e.g. 0.5,1,2")
+    add_scales_argument(parser)
     parser.add_argument(
         "--model", default=None, help="bundled name or checkpoint path (default: hmsa-lite)"
     )
@@ -291,14 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sweep", help="a sweep CSV written by python -m analysis.sweep")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--out", default="report.html", help="output HTML path")
-    return parser
+    return with_example(
+        parser,
+        "python -m analysis.report --image assets/samples/synthscapes_val_000.png \\\n"
+        "      --mask assets/samples/synthscapes_val_000_mask.png --scales 0.5 1 2 --out report.html",
+    )
 
 
 def _image_report(args: argparse.Namespace, sweep: SweepTable | None) -> str:
     import hmsa_core
 
     model = hmsa_core.load_model(args.model, args.device)
-    scales = parse_scales(args.scales)
+    scales = args.scales
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     result = hmsa_core.infer(args.image, scales, model=model)
     gt = validate_gt(args.mask, result.size, result.labels) if args.mask else None

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import torch
 from tqdm import tqdm
 
-from hmsa_core.cascade import parse_scales
+from analysis.cli_args import add_scales_argument, with_example
 from hmsa_core.data.sample import SegmentationSample
 from hmsa_core.inference import InferenceResult, infer_prepared, prepare_input
 from hmsa_core.labels import LabelSet
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="synthscapes:val:16",
         help="dataset spec (see hmsa_core.data.open_dataset)",
     )
-    parser.add_argument("--scales", default="0.5,1,2", help="the cascade, e.g. 0.5,1,2")
+    add_scales_argument(parser)
     parser.add_argument(
         "--model", default=None, help="bundled name or checkpoint path (default: hmsa-lite)"
     )
@@ -284,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--html", default=None, help="also write the heatmap figure to this HTML file"
     )
-    return parser
+    return with_example(
+        parser, "python -m analysis.scale_stats --data synthscapes:val:32 --scales 0.5 1 2"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import hmsa_core
 
-        scales = parse_scales(args.scales)
+        scales = args.scales
         model = hmsa_core.load_model(args.model, args.device)
         samples = _open(args.data)
         pref = dataset_scale_preference(

@@ -24,8 +24,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +42,15 @@ from analysis.cascades import (
     parse_cascades,
     union_scales,
 )
+from analysis.cli_args import add_cascades_argument, with_example
 from analysis.metrics import ConfusionMatrix, nan_to_none, scores_from_matrix
+from hmsa_core.cache import ByteLRUCache
 from hmsa_core.data.sample import SegmentationSample
 from hmsa_core.inference import InferenceResult, prepare_input, run_scales
 from hmsa_core.labels import LabelSet
 from hmsa_core.merge import parse_method
 from hmsa_core.models.base import MultiScaleSegmenter
+from hmsa_core.precision import PRECISION_CHOICES
 
 REFERENCE_GT = "ground truth"
 REFERENCE_AGREEMENT = "agreement with full cascade"
@@ -65,6 +68,8 @@ BASE_COLUMNS = (
     "note",
 )
 IOU_PREFIX = "iou_"
+#: Optional CSV column: the attention-gating threshold of a row (absent or empty: 0).
+GATE_COLUMN = "gate"
 
 
 # --------------------------------------------------------------------------- results
@@ -80,9 +85,12 @@ class SweepRow:
         miou: mean IoU in [0, 1] (against the table's reference); NaN when n/a.
         pixel_accuracy: correct / labelled pixels; NaN when n/a.
         per_class_iou: class name -> IoU, for classes present in reference or prediction.
-        gflops: forward-pass GFLOPs per image of the cascade's scales.
+        gflops: forward-pass GFLOPs per image actually spent on the cascade's scales (gated
+            rows count only the tiles computed).
         seconds: seconds per image: the cascade's forward passes plus this merge; NaN when n/a.
         note: why the row is n/a (empty otherwise).
+        gate: the attention-gating threshold the cascade ran with (0: ungated; gated rows are
+            hierarchical merges, see :mod:`hmsa_core.gating`).
     """
 
     cascade: tuple[float, ...]
@@ -93,6 +101,7 @@ class SweepRow:
     gflops: float
     seconds: float
     note: str = ""
+    gate: float = 0.0
 
     @property
     def available(self) -> bool:
@@ -127,11 +136,11 @@ class SweepTable:
     num_images: int
     reference: str = REFERENCE_GT
 
-    def row(self, cascade: Iterable[float], method: str) -> SweepRow:
-        """Returns the row of ``cascade`` and ``method``; raises ``KeyError`` when absent."""
+    def row(self, cascade: Iterable[float], method: str, gate: float = 0.0) -> SweepRow:
+        """Returns the row of ``cascade``, ``method`` and ``gate``; ``KeyError`` when absent."""
         key = tuple(sorted(float(s) for s in cascade))
         for row in self.rows:
-            if row.cascade == key and row.method == method:
+            if row.cascade == key and row.method == method and row.gate == float(gate):
                 return row
         raise KeyError(f"no row for cascade {format_cascade(key)} and method {method!r}")
 
@@ -139,7 +148,7 @@ class SweepTable:
         """Writes one line per row (n/a values empty); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        columns = [*BASE_COLUMNS, *(IOU_PREFIX + name for name in self.labels.names)]
+        columns = [*BASE_COLUMNS, GATE_COLUMN, *(IOU_PREFIX + name for name in self.labels.names)]
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
@@ -155,6 +164,7 @@ class SweepTable:
                         self.num_images,
                         self.reference,
                         row.note,
+                        repr(float(row.gate)),
                         *(
                             _fmt(row.per_class_iou.get(name, math.nan))
                             for name in self.labels.names
@@ -196,6 +206,7 @@ class SweepTable:
                             gflops=_parse(line["gflops"]),
                             seconds=_parse(line["seconds"]),
                             note=line["note"] or "",
+                            gate=_parse(line.get(GATE_COLUMN)) if line.get(GATE_COLUMN) else 0.0,
                         )
                     )
                     num_images = int(line["images"])
@@ -220,7 +231,7 @@ class SweepTable:
         for row in self.rows:
             cells = [
                 format_cascade(row.cascade, ", "),
-                row.method,
+                row.method + (f" (gate {row.gate:g})" if row.gate else ""),
                 _pct(row.miou),
                 _pct(row.pixel_accuracy),
                 f"{row.gflops:.2f}",
@@ -245,6 +256,41 @@ def _parse(text: str | None) -> float:
 
 def _pct(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{100.0 * value:.2f}"
+
+
+@dataclass(frozen=True)
+class ImageDone:
+    """What :func:`sweep` hands its ``on_image`` hook after scoring one image.
+
+    Attributes:
+        index: the image's index in the dataset.
+        sample: the scored sample (image ``(H, W, 3)`` uint8, mask ``(H, W)`` int64).
+        keys: the sweep's (cascade, method) pairs, in the order of ``matrices``.
+        matrices: ``(K, C, C)`` int64 confusion matrices of this image alone, one per key
+            (rows ground truth, columns prediction; zeros for a key that cannot merge).
+        merge_seconds: ``(K,)`` seconds each key's merge took on this image.
+        notes: key index -> why that key cannot merge (so far in the sweep).
+        per_scale: scale -> that scale's output (``(1, C, h, w)`` logits, ``(1, 1, h, w)``
+            attention or ``None``), to derive more per-image products without a pass.
+        size: ``(H, W)`` of the image.
+        done: images scored so far, this one included.
+        total: images the sweep will visit.
+    """
+
+    index: int
+    sample: SegmentationSample
+    keys: tuple[tuple[Cascade, str], ...]
+    matrices: np.ndarray
+    merge_seconds: np.ndarray
+    notes: dict[int, str]
+    per_scale: dict
+    size: tuple[int, int]
+    done: int
+    total: int
+
+
+#: ``on_image`` hook of :func:`sweep`: return True to stop after this image.
+ImageHook = Callable[[ImageDone], bool | None]
 
 
 # --------------------------------------------------------------------------- accumulation
@@ -382,11 +428,12 @@ def _sweep_one(
     sample: SegmentationSample,
     scales: Cascade,
     precision: str,
-) -> None:
+    gated: dict[tuple[float, Cascade], _Accumulator] | None = None,
+) -> dict | None:
     """Runs one image once per scale and adds every (cascade, method) of ``acc`` to the sums;
-    an unlabelled sample is skipped."""
+    returns the per-scale outputs, or ``None`` for an unlabelled sample (skipped)."""
     if sample.mask is None:
-        return
+        return None
     prepared = prepare_input(sample.image, model)
     size = prepared.size
     if tuple(sample.mask.shape) != size:
@@ -394,12 +441,25 @@ def _sweep_one(
             f"image {sample.name}: mask is {sample.mask.shape[1]} x {sample.mask.shape[0]} "
             f"but the image is {size[1]} x {size[0]}"
         )
-    per_scale = run_scales(model, prepared.tensor, scales, cache=None, precision=precision)
+    cache = ByteLRUCache(1 << 62) if gated else None  # serves gated cascades' ungated passes
+    per_scale = run_scales(model, prepared.tensor, scales, cache=cache, precision=precision)
     for j, s in enumerate(scales):
         acc.scale_flops[j] += per_scale[s].cost.flops
         acc.scale_seconds[j] += per_scale[s].cost.seconds
-    _score_merges(acc, per_scale, np.asarray(sample.mask, dtype=np.int64), size, model)
+    gt = np.asarray(sample.mask, dtype=np.int64)
+    _score_merges(acc, per_scale, gt, size, model)
     acc.num_images += 1
+    for (tau, cascade), gacc in (gated or {}).items():
+        passes = run_scales(
+            model, prepared.tensor, cascade, cache=cache, precision=precision, gate=tau
+        )
+        for j, s in enumerate(cascade):
+            cost = passes[s].cost
+            gacc.scale_flops[j] += cost.flops  # what this cascade spends run on its own
+            gacc.scale_seconds[j] += cost.seconds
+        _score_merges(gacc, passes, gt, size, model)
+        gacc.num_images += 1
+    return per_scale
 
 
 def _raise_if_any_rank_failed(error: ValueError | None) -> None:
@@ -426,9 +486,11 @@ def sweep(
     methods: Iterable[str] = DEFAULT_METHODS.split(","),
     *,
     limit: int | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     progress: bool = True,
     shard: bool = True,
+    on_image: ImageHook | None = None,
+    gates: Sequence[float] = (),
 ) -> SweepTable:
     """Returns the :class:`SweepTable` of every cascade x method over ``dataset``.
 
@@ -445,9 +507,16 @@ def sweep(
         cascades: the cascades to score.
         methods: merge methods; ``"single"`` expands to each scale of each cascade.
         limit: score only the first ``limit`` images.
-        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` on CUDA.
+        precision: ``"auto"`` (bf16 where the hardware has it, see :mod:`hmsa_core.precision`),
+            ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA).
         progress: show a tqdm bar (on rank 0 only).
         shard: split the images over the ranks of an initialised process group.
+        gates: attention-gating thresholds above 0 to add: for each, every cascade of two or
+            more scales is run gated and merged hierarchically, one row each (``gate`` set,
+            GFLOPs actually spent). Needs ``"hierarchical"`` in ``methods``.
+        on_image: called after each scored image with its :class:`ImageDone`; returning True
+            stops the sweep there, and the table covers the images scored so far (a single
+            process only: under a sharded process group the hook may not stop).
 
     Raises:
         ValueError: no cascades, no labelled image, a bad cascade or method.
@@ -463,6 +532,15 @@ def sweep(
             parse_method(method)  # raises ValueError for an unknown name
     scales = union_scales(cascades)
     acc = _Accumulator(sweep_keys(cascades, methods), scales, model.num_classes)
+    taus = sorted({float(g) for g in gates if float(g) > 0})
+    if taus and "hierarchical" not in methods:
+        raise ValueError("gates apply to the hierarchical merge: add 'hierarchical' to methods")
+    gated = {
+        (tau, c): _Accumulator(((c, "hierarchical"),), c, model.num_classes)
+        for tau in taus
+        for c in dict.fromkeys(cascades)
+        if len(c) > 1
+    }
     total = len(dataset) if limit is None else min(len(dataset), max(int(limit), 0))
     rank, world = 0, 1
     if shard and _is_distributed():
@@ -475,19 +553,38 @@ def sweep(
         for i in tqdm(
             indices, desc="sweep", unit="img", disable=not progress or rank != 0, file=sys.stderr
         ):
-            _sweep_one(acc, model, dataset[i], scales, precision)
+            sample = dataset[i]
+            before = (acc.matrices.copy(), acc.merge_seconds.copy())
+            per_scale = _sweep_one(acc, model, sample, scales, precision, gated)
+            if on_image is None or per_scale is None or sample.mask is None:
+                continue
+            done = ImageDone(
+                i, sample, acc.keys, acc.matrices - before[0], acc.merge_seconds - before[1],
+                dict(acc.notes), per_scale, (int(sample.mask.shape[0]), int(sample.mask.shape[1])),
+                acc.num_images, total,
+            )  # fmt: skip
+            if on_image(done) and world == 1:
+                break
     except ValueError as exc:  # every rank must learn of it, or the others wait forever
         error = exc
     if world > 1:
         _raise_if_any_rank_failed(error)
         acc.all_reduce()
+        for gacc in gated.values():
+            gacc.all_reduce()
     if error is not None:
         raise error
     if acc.num_images == 0:
         raise ValueError(
             "no labelled image to score (every sample's mask is None, or the dataset is empty)"
         )
-    return acc.table(model.labels)
+    table = acc.table(model.labels)
+    if not gated:
+        return table
+    extra = [
+        replace(gacc.table(model.labels).rows[0], gate=tau) for (tau, _), gacc in gated.items()
+    ]
+    return replace(table, rows=(*table.rows, *extra))
 
 
 def subset_rows(
@@ -549,6 +646,22 @@ def subset_rows(
 # --------------------------------------------------------------------------- command line
 
 
+def parse_gates(text: str) -> tuple[float, ...]:
+    """Returns the gating thresholds of ``"0,0.01,0.05"``; ``ValueError`` naming a bad one."""
+    gates = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        try:
+            value = float(token)
+        except ValueError as exc:
+            raise ValueError(f"--gates: {token!r} is not a number; write e.g. 0,0.01,0.05") from exc
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"--gates: {token} is outside [0, 1)")
+        gates.append(value)
+    return tuple(gates)
+
+
 def load_sweep_model(name: str, device: str | torch.device | None) -> MultiScaleSegmenter:
     """Returns the model named ``name``: a bundled name or checkpoint path (via
     :func:`hmsa_core.load_model`), or a registry architecture with random weights (said on stderr).
@@ -595,9 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="synthscapes:val:100",
         help="dataset spec (see hmsa_core.data.open_dataset)",
     )
-    parser.add_argument(
-        "--cascades", default=DEFAULT_CASCADES, help="';'-separated cascades, e.g. '0.5,1;0.5,1,2'"
-    )
+    add_cascades_argument(parser, default=DEFAULT_CASCADES)
     parser.add_argument(
         "--all-subsets",
         action="store_true",
@@ -615,9 +726,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--per-class", action="store_true", help="add per-class IoU columns to the markdown"
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument(
+        "--precision", default="auto", choices=PRECISION_CHOICES, help="default auto"
+    )
+    parser.add_argument(
+        "--gates",
+        default="0",
+        help="comma-separated attention-gating thresholds, e.g. 0,0.01,0.05,0.1 (adds gated "
+        "hierarchical rows; 0 = ungated)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
+    return with_example(
+        parser,
+        'python -m analysis.sweep --model hmsa-lite --data synthscapes:val:8 --cascades "0.5;1;0.5,1,2" \\\n'
+        "      --methods hierarchical,mean,max --out sweep.csv --md sweep.md",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -644,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
                 limit=args.limit,
                 precision=args.precision,
                 progress=not args.no_progress,
+                gates=parse_gates(args.gates),
             )
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)

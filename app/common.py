@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +20,17 @@ from PIL import Image
 
 import hmsa_core
 from analysis.compare import validate_gt
-from hmsa_core.api import BUNDLED_MODELS, bundled_model_path
+from hmsa_core.api import default_model_name
 from hmsa_core.cache import tensor_digest
 from hmsa_core.cascade import parse_scales, validate_scales
 from hmsa_core.discovery import ModelEntry, discover_models
+from hmsa_core.download import ProgressCallback, fetch
 from hmsa_core.images import ImageLike, fit_max_side, load_mask, load_rgb, rgb_to_uint8
 from hmsa_core.labels import LabelSet
 from hmsa_core.limits import InputLimits, limits_from_env
 from hmsa_core.merge import ExplicitMerger
 from hmsa_core.models import MultiScaleSegmenter
+from hmsa_core.pretrained import PRETRAINED
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = REPO_ROOT / "assets" / "samples"
@@ -47,10 +49,6 @@ IMAGE_TYPES: tuple[str, ...] = ("png", "jpg", "jpeg", "webp", "tif", "tiff")
 #: Mask file types the uploaders accept (lossless only: class ids must survive).
 MASK_TYPES: tuple[str, ...] = ("png", "tif", "tiff")
 
-UNTRAINED_SUFFIX = " (untrained)"
-_UNTRAINED_ARCH = {"hmsa-lite": "lite", "explicit-lite": "explicit_lite"}
-_UNTRAINED_SEED = 0
-
 
 @dataclass(frozen=True)
 class Sample:
@@ -65,6 +63,11 @@ class Sample:
     name: str
     image_path: Path
     mask_path: Path | None
+
+    @property
+    def label(self) -> str:
+        """Returns the name to show: see :func:`sample_label`."""
+        return sample_label(self.name, self.mask_path is not None)
 
 
 @dataclass(frozen=True)
@@ -93,44 +96,17 @@ class LoadedImage:
 # --------------------------------------------------------------------------- models
 
 
-def is_untrained(entry: ModelEntry) -> bool:
-    """Returns True for the random-weight stand-in of a bundled model whose file is missing."""
-    return entry.kind == "bundled" and entry.name.endswith(UNTRAINED_SUFFIX)
-
-
-def _untrained_entry(name: str) -> ModelEntry:
-    arch = _UNTRAINED_ARCH[name]
-    count = hmsa_core.build(arch, num_classes=19).parameter_count()
-    return ModelEntry(
-        name=name + UNTRAINED_SUFFIX,
-        path=bundled_model_path(name),
-        kind="bundled",
-        arch=arch,
-        num_classes=19,
-        label_set_name="cityscapes",
-        parameter_count=count,
-    )
-
-
 def list_models(models_dir: str | os.PathLike | None = None) -> list[ModelEntry]:
-    """Returns the models a user can pick: bundled ones, then checkpoints in ``models_dir``.
-
-    A bundled model whose weights file is missing is listed as ``"<name> (untrained)"``
-    (random weights, clearly labelled) so the apps still work before training.
+    """Returns the models a user can pick: bundled ones, the pretrained downloads (listed
+    whether downloaded or not), then checkpoints in ``models_dir``. The default model
+    (``HMSA_DEFAULT_MODEL``, see :func:`hmsa_core.api.default_model_name`) comes first.
 
     Args:
         models_dir: folder of extra checkpoints; default ``HMSA_MODELS_DIR`` or ``./models``.
     """
     found = discover_models(models_dir)
-    names = {e.name for e in found}
-    stand_ins = [
-        _untrained_entry(name)
-        for name in BUNDLED_MODELS
-        if name not in names and name in _UNTRAINED_ARCH
-    ]
-    bundled = [e for e in found if e.kind == "bundled"]
-    others = [e for e in found if e.kind != "bundled"]
-    return bundled + stand_ins + others
+    default = default_model_name()
+    return sorted(found, key=lambda e: e.name != default)  # stable: keeps the order otherwise
 
 
 def find_model(name: str, entries: Iterable[ModelEntry] | None = None) -> ModelEntry:
@@ -147,9 +123,8 @@ def find_model(name: str, entries: Iterable[ModelEntry] | None = None) -> ModelE
 
 
 def model_key(entry: ModelEntry) -> str:
-    """Returns a string that changes whenever the entry's weights file changes."""
-    if is_untrained(entry):
-        return f"untrained:{entry.arch}:{_UNTRAINED_SEED}"
+    """Returns a string that changes whenever the entry's weights file changes (for a
+    pretrained entry: its local or cached file, ``...:missing`` before the download)."""
     try:
         stat = entry.path.stat()
     except OSError:
@@ -162,31 +137,41 @@ _MODELS_LOCK = threading.Lock()
 _MODELS_LIMIT = 4
 
 
-def _load_entry(entry: ModelEntry) -> MultiScaleSegmenter:
-    if is_untrained(entry):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_UNTRAINED_SEED)
-            return hmsa_core.build(entry.arch or "lite", num_classes=19).eval()
-    return hmsa_core.load_model(entry.path)
-
-
-def get_model(entry_or_name: ModelEntry | str) -> MultiScaleSegmenter:
+def get_model(
+    entry_or_name: ModelEntry | str,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> MultiScaleSegmenter:
     """Returns the loaded, eval-mode model of an entry or entry name, loaded once per process.
 
     The same object is returned while its weights file is unchanged, so the per-scale cache
-    (keyed by model identity) keeps serving its passes.
+    (keyed by model identity) keeps serving its passes. A pretrained entry that is not
+    downloaded yet is downloaded first: ``progress(done_bytes, total_bytes or None)`` is
+    called as bytes arrive, and setting ``cancel`` (or raising
+    :class:`~hmsa_core.download.DownloadCancelled` from ``progress``) stops it.
 
     Raises:
-        ValueError: unknown name, an entry discovery flagged as unreadable, or a bad file.
+        ValueError: unknown name, an entry discovery flagged as unreadable, a bad file, or a
+            failed download (:class:`~hmsa_core.download.DownloadError`, one sentence).
+        DownloadCancelled: the download was cancelled.
     """
     entry = find_model(entry_or_name) if isinstance(entry_or_name, str) else entry_or_name
     if entry.error:
         raise ValueError(f"model {entry.name!r} cannot be loaded: {entry.error}")
+    if entry.kind == "pretrained":
+        with _MODELS_LOCK:
+            model = _MODELS.get(model_key(entry))
+        if model is not None:
+            return model
+        # Fetched outside the lock: a download must not block other sessions' models.
+        path = fetch(entry.name, progress=progress, cancel=cancel)
+        entry = replace(entry, path=path, downloaded=True)
     key = model_key(entry)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            model = _load_entry(entry)
+            model = hmsa_core.load_model(entry.path)
             if len(_MODELS) >= _MODELS_LIMIT:
                 _MODELS.pop(next(iter(_MODELS)))
             _MODELS[key] = model
@@ -208,11 +193,8 @@ def describe_model(entry: ModelEntry) -> str:
     """Returns a one-line summary: kind, architecture, label set, classes and parameters."""
     if entry.error:
         return f"{entry.kind} checkpoint that cannot be read: {entry.error}"
-    if is_untrained(entry):
-        return (
-            f"UNTRAINED stand-in (random weights) · {entry.arch} · {entry.label_set_name} "
-            f"({entry.num_classes} classes) · {format_count(entry.parameter_count)} parameters"
-        )
+    if entry.summary:
+        return f"{entry.summary} · {format_count(entry.parameter_count)} parameters"
     labels = entry.label_set_name or "unknown label set"
     classes = f"{entry.num_classes} classes" if entry.num_classes else "? classes"
     return (
@@ -223,18 +205,21 @@ def describe_model(entry: ModelEntry) -> str:
 
 def training_note(entry: ModelEntry) -> str:
     """Returns what the model was trained on, in a sentence or two for an "About" panel."""
-    if is_untrained(entry):
-        return (
-            "Random weights: the bundled weights file is missing, so predictions are "
-            "meaningless. Train it with the command in README.md."
-        )
     if entry.kind == "bundled":
         return (
             "Trained in this project on SynthScapes, synthetic street-like scenes we generate "
             "(Cityscapes classes and colours). It has never seen a real photo: for real "
-            "street images put NVIDIA's official Cityscapes checkpoint in HMSA_MODELS_DIR "
-            "and pick it above."
+            "street images pick the pretrained 'cityscapes' model above (a one-time download)."
         )
+    if entry.kind == "pretrained":
+        pretrained = PRETRAINED[entry.name]
+        fetched = "" if entry.downloaded else " Choosing it downloads the file once."
+        return (
+            f"{pretrained.origin}; {pretrained.accuracy} as {pretrained.accuracy_source} "
+            f"reports. Licence: {pretrained.licence}.{fetched}"
+        )
+    if entry.kind == "paddle":
+        return f"A PaddleSeg checkpoint ({entry.path.name}), converted to our architecture on load."
     if entry.kind == "official":
         data = "Mapillary Vistas" if entry.label_set_name == "mapillary" else "Cityscapes"
         return (
@@ -351,19 +336,46 @@ def samples_dir() -> Path:
     return Path(os.environ.get(SAMPLES_DIR_ENV) or SAMPLES_DIR)
 
 
+#: Image files :func:`list_samples` takes (masks are always ``<stem>_mask.png``).
+SAMPLE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+#: Sample-name prefix of the bundled real photographs (no ground truth).
+PHOTO_PREFIX = "photo_"
+_SYNTH_PREFIX = "synthscapes_"
+
+
+def sample_label(name: str, has_mask: bool) -> str:
+    """Returns a readable label of a sample name: ``"synthscapes_val_003"`` ->
+    ``"Street scene (SynthScapes val 3)"``, ``"photo_astronaut"`` ->
+    ``"Photo: astronaut (no ground truth)"``; any other stem with ``_`` as spaces, marked
+    ``(no ground truth)`` when it has no mask."""
+    if name.startswith(_SYNTH_PREFIX):
+        parts = name[len(_SYNTH_PREFIX) :].split("_")
+        if len(parts) == 2 and parts[1].isdigit():
+            label = f"Street scene (SynthScapes {parts[0]} {int(parts[1])})"
+            return label if has_mask else label[:-1] + ", no ground truth)"
+    if name.startswith(PHOTO_PREFIX):
+        label = "Photo: " + name[len(PHOTO_PREFIX) :].replace("_", " ")
+    else:
+        label = name.replace("_", " ")
+    return label if has_mask else f"{label} (no ground truth)"
+
+
 def list_samples(folder: str | os.PathLike | None = None) -> list[Sample]:
-    """Returns the samples in ``folder`` (default :func:`samples_dir`): every ``*.png`` that is
-    not a ``*_mask.png``, with its ``<stem>_mask.png`` when present, sorted by name."""
+    """Returns the samples in ``folder`` (default :func:`samples_dir`): every ``*.png``,
+    ``*.jpg`` or ``*.jpeg`` that is not a ``*_mask.png``, with its ``<stem>_mask.png`` when
+    present; samples with a mask first, each group sorted by name (one sample per stem)."""
     folder = Path(folder) if folder is not None else samples_dir()
     if not folder.is_dir():
         return []
-    samples = []
-    for path in sorted(folder.glob("*.png")):
-        if path.stem.endswith("_mask"):
+    samples: dict[str, Sample] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in SAMPLE_SUFFIXES or not path.is_file():
+            continue
+        if path.stem.endswith("_mask") or path.stem in samples:
             continue
         mask = path.with_name(f"{path.stem}_mask.png")
-        samples.append(Sample(path.stem, path, mask if mask.is_file() else None))
-    return samples
+        samples[path.stem] = Sample(path.stem, path, mask if mask.is_file() else None)
+    return sorted(samples.values(), key=lambda s: (s.mask_path is None, s.name))
 
 
 # --------------------------------------------------------------------------- cascades

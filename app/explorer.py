@@ -21,8 +21,9 @@ import streamlit as st  # noqa: E402
 
 import hmsa_core  # noqa: E402
 from app import common  # noqa: E402
-from app.explorer_parts import sidebar, state, views  # noqa: E402
+from app.explorer_parts import sharing, sidebar, state, views  # noqa: E402
 from app.explorer_parts.sidebar import Choices  # noqa: E402
+from hmsa_core.limits import limits_from_env  # noqa: E402
 
 #: Forward-pass GFLOPs above which even automatic mode waits for the Run button
 #: (env ``HMSA_AUTO_RUN_GFLOPS`` overrides it).
@@ -56,15 +57,27 @@ def _estimate(choices: Choices, computed: set[float]) -> float:
     """Shows the expected GFLOPs of the cascade and of the scales still to compute; returns
     the GFLOPs still to compute."""
     assert choices.model is not None and choices.image is not None
-    cost = hmsa_core.estimate_cascade(choices.model, choices.image.size, choices.scales)
+    cost = hmsa_core.estimate_cascade(
+        choices.model,
+        choices.image.size,
+        choices.scales,
+        precision=choices.precision,
+        limits=limits_from_env(),
+    )
     todo = [c for c in cost.per_scale if c.scale not in computed]
-    cols = st.columns(3)
+    cols = st.columns(4)
     cols[0].metric("Cascade", f"({common.format_cascade(choices.scales)})")
     cols[1].metric("Expected compute", f"{cost.gflops:.2f} GFLOPs")
     cols[2].metric(
         "To compute now",
         f"{sum(c.gflops for c in todo):.2f} GFLOPs" if todo else "nothing (all cached)",
         help=f"{len(cost.per_scale) - len(todo)} scale(s) already computed for this image",
+    )
+    cols[3].metric(
+        "Peak memory (est.)",
+        f"{cost.peak_bytes / 2**20:,.0f} MB",
+        help=f"largest pass, in {'/'.join(cost.precisions)}, tiled above HMSA_MAX_TILE_PIXELS; "
+        "before gating skips anything",
     )
     return sum(c.gflops for c in todo)
 
@@ -81,7 +94,7 @@ def _auto_run_limit() -> float:
 def _run(choices: Choices, request: state.RunRequest) -> state.RunOutcome:
     """Runs the request with per-scale progress; returns the outcome."""
     assert choices.model is not None and choices.image is not None
-    if not state.needs_forward_pass(st.session_state, request):
+    if not state.needs_forward_pass(st.session_state, request, choices.model):
         return state.run(st.session_state, request, choices.model, choices.image.rgb)
     with st.status("Running the cascade...", expanded=True) as status:
         bar = st.progress(0.0, text="starting")
@@ -102,6 +115,7 @@ def _timings(outcome: state.RunOutcome) -> None:
         f"{c.scale:g}: cached" if c.cached else f"{c.scale:g}: {c.seconds:.2f} s"
         for c in outcome.result.cost.per_scale
     ]
+    parts.append("ran in " + "/".join(outcome.result.cost.precisions))
     how = {
         "infer": "forward passes",
         "remerge": "re-merged from stored scales, no forward pass",
@@ -113,8 +127,12 @@ def main() -> None:
     """Draws the page."""
     st.set_page_config(page_title="HMSA Explorer", layout="wide")
     state.init(st.session_state)
+    sharing.restore(st.session_state, views.TAB_NAMES, views.TAB_KEY)
     choices = sidebar.render()
+    sharing.write(st.session_state, choices, views.TAB_KEY)
     st.title("HMSA Explorer")
+    for notice in sharing.notices(st.session_state):
+        st.warning(notice)
     _about(choices)
     for message in choices.errors:
         st.error(message)
@@ -128,11 +146,13 @@ def main() -> None:
         image_key=common.image_key(choices.image.rgb),
         scales=choices.scales,
         method=choices.method,
+        precision=choices.precision,
+        gate=choices.gate,
     )
-    computed = state.computed_scales(st.session_state, request.model_key, request.image_key)
+    computed = state.computed_scales_in(st.session_state, request, choices.model)
     try:
         todo_gflops = _estimate(choices, computed)
-        pending = state.needs_forward_pass(st.session_state, request)
+        pending = state.needs_forward_pass(st.session_state, request, choices.model)
         limit = _auto_run_limit()
         heavy = todo_gflops > limit
         if pending and (heavy or not choices.auto_run) and not st.button("Run", type="primary"):

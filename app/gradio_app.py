@@ -4,14 +4,18 @@ The page runs a scale cascade on an image and shows the merged prediction, every
 prediction, attention and effective weight, the merge methods side by side, per-class IoU when
 a mask is given, and the compute cost. Uploads are plain files (``gr.File``): Gradio decodes
 nothing, the app's own readers do, so a bad file is a clear error; a read-only preview shows
-what they read. The ``/segment`` API endpoint returns the mask, the per-scale numbers and the
+what they read. The page opens on a computed sample (see :mod:`app.gradio_parts.first_visit`),
+with a before/after slider and per-class toggles. The ``/segment`` API endpoint returns the mask, the per-scale numbers and the
 per-scale attention and weight maps (``.npz``) to scripts (see README.md for a
 ``gradio_client`` example).
 
 Environment: ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` (host and port; default
 127.0.0.1:7860, 0.0.0.0 on a Space), ``HMSA_MODELS_DIR`` (extra checkpoints),
+``HMSA_DEFAULT_MODEL`` (the model selected first, e.g. ``cityscapes``: downloaded on the first
+visit), ``HMSA_CACHE_DIR`` / ``HMSA_OFFLINE`` / ``HMSA_URL_<NAME>`` (pretrained downloads),
 ``HMSA_CACHE_BYTES`` (per-scale cache budget), ``HMSA_GRADIO_CONCURRENCY`` (requests run at
-once, default 2), ``HMSA_MAX_*`` input limits.
+once, default 2), ``HMSA_GRADIO_QUEUE_SIZE`` (requests that may wait, default 16),
+``HMSA_MAX_*`` input limits.
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ if str(REPO_ROOT) not in sys.path:  # a Space runs this file without installing 
 import gradio as gr  # noqa: E402
 
 from app import common  # noqa: E402
+from app.gradio_parts.first_visit import (  # noqa: E402
+    ExampleResults,
+    first_sample,
+    open_on_first_sample,
+    sample_examples,
+)
 from app.gradio_parts.handlers import Handlers  # noqa: E402
+from app.gradio_parts.held_result import show_classes  # noqa: E402
 from app.gradio_parts.views import color_map  # noqa: E402
 from hmsa_core.labels import CITYSCAPES  # noqa: E402
 from hmsa_core.limits import limits_from_env  # noqa: E402
@@ -43,7 +54,32 @@ INTRO = (
     "got in the merge, and how HMSA compares with mean, max and single-scale inference."
 )
 DEFAULT_CONCURRENCY = 2
+#: Concurrency group of every event that runs the model: HMSA_GRADIO_CONCURRENCY bounds them
+#: together, so the page's button, sample clicks, the first visit and the API share one queue.
+COMPUTE_GROUP = "compute"
+#: Requests that may wait in the queue (env ``HMSA_GRADIO_QUEUE_SIZE``); more are refused.
 QUEUE_MAX_SIZE = 16
+#: Runs on page load: rewrites Gradio's "queue: 3/5 |" status as "2 ahead of you |".
+QUEUE_POSITION_JS = """
+() => {
+  const pattern = /^queue: (\\d+)\\/(\\d*) \\|$/;
+  const rewrite = (node) => {
+    const found = pattern.exec(node.nodeValue || "");
+    if (found) node.nodeValue = `${Number(found[1]) - 1} ahead of you |`;
+  };
+  const scan = (root) => {
+    if (root.nodeType === Node.TEXT_NODE) return rewrite(root);
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) rewrite(node);
+  };
+  new MutationObserver((records) => {
+    for (const record of records) {
+      if (record.type === "characterData") rewrite(record.target);
+      else record.addedNodes.forEach(scan);
+    }
+  }).observe(document.body, { subtree: true, childList: true, characterData: true });
+}
+"""
 CACHE_POLICY = (1800, 3600)  # delete generated files older than an hour, checked every 30 min
 # Gradio's bundled SemiBold (600) Source Sans Pro lacks glyphs (headings lose their "A"s):
 # offer only the regular and bold files, so 600 falls back to the complete bold face.
@@ -68,6 +104,21 @@ def concurrency_limit() -> int:
         return DEFAULT_CONCURRENCY
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"HMSA_GRADIO_CONCURRENCY must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def queue_max_size() -> int:
+    """Returns how many requests may wait in the queue: env ``HMSA_GRADIO_QUEUE_SIZE``, default
+    :data:`QUEUE_MAX_SIZE`; a request beyond it is refused at once ("Queue is full").
+
+    Raises:
+        ValueError: the variable is not a positive integer.
+    """
+    raw = os.environ.get("HMSA_GRADIO_QUEUE_SIZE", "")
+    if not raw:
+        return QUEUE_MAX_SIZE
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"HMSA_GRADIO_QUEUE_SIZE must be a positive integer, got {raw!r}")
     return int(raw)
 
 
@@ -159,7 +210,10 @@ def build_app(
                 )
                 with gr.Row():
                     model = gr.Dropdown(
-                        names, value=names[0] if names else None, label="Model", scale=3
+                        handlers.model_choices(),
+                        value=names[0] if names else None,
+                        label="Model",
+                        scale=3,
                     )
                     method = gr.Dropdown(
                         ["hierarchical", "mean", "max"],
@@ -175,22 +229,49 @@ def build_app(
                     label="Maximum image side (px)",
                     info="larger images are shrunk first; 2.0 then runs at twice this",
                 )
+                with gr.Row():
+                    precision = gr.Radio(
+                        ["auto", "fp32"],
+                        value="auto",
+                        label="Precision",
+                        info="auto: bfloat16 + channels-last where the hardware has it; "
+                        "fp32: exact",
+                        elem_id="precision",
+                    )
+                    gate = gr.Slider(
+                        0.0,
+                        0.5,
+                        value=0.0,
+                        step=0.01,
+                        label="Attention gate",
+                        info="skip tiles of a scale that the lower scales leave at most this "
+                        "weight (hierarchical only; 0: exact)",
+                        elem_id="gate",
+                    )
+                memory = gr.Markdown("Expected cost: pick an image first.", elem_id="memory")
                 about = gr.Markdown(handlers.describe(names[0] if names else None))
                 run = gr.Button("Segment", variant="primary", elem_id="run")
-                if samples:
-                    gr.Examples(
-                        [
-                            [str(s.image_path), str(s.mask_path) if s.mask_path else None]
-                            for s in samples
-                        ],
-                        inputs=[image, mask],
-                        label="Samples (click one, then Segment)",
-                        example_labels=[s.name for s in samples],
-                        cache_examples=False,
-                        elem_id="examples",
-                    )
+                examples = sample_examples(samples, image, mask) if samples else None
             with gr.Column(scale=3, min_width=400):
-                summary = gr.Markdown("Pick an image and press **Segment**.", elem_id="summary")
+                summary = gr.Markdown(
+                    "Computing a sample for you…"
+                    if samples
+                    else "Pick an image and press **Segment**.",
+                    elem_id="summary",
+                )
+                slider = gr.ImageSlider(
+                    label="Before / after: drag to compare the input with the prediction",
+                    format="png",
+                    interactive=False,
+                    max_height=520,
+                    elem_id="before-after",
+                )
+                class_toggles = gr.CheckboxGroup(
+                    [],
+                    label="Classes on the overlay (untick to hide)",
+                    elem_id="class-toggles",
+                )
+                held = gr.State()
                 overlay = gr.AnnotatedImage(
                     label="Merged prediction (hover a class in the legend)",
                     color_map=color_map(CITYSCAPES),
@@ -247,24 +328,39 @@ def build_app(
             api_visibility="undocumented",
             queue=False,
         )
-        ui_inputs = [image, mask, scales, extra, method, model, max_side]
+        gr.on(
+            [image.change, scales.change, extra.change, model.change, max_side.change,
+             precision.change, demo.load],
+            handlers.memory_estimate,
+            inputs=[image, scales, extra, model, max_side, precision],
+            outputs=memory,
+            api_name="memory_estimate",
+            api_visibility="undocumented",
+            queue=False,
+        )  # fmt: skip
+        ui_inputs = [image, mask, scales, extra, method, model, max_side, precision, gate]
+        analysis_outputs = [
+            overlay,
+            gallery,
+            summary,
+            comparison_plot,
+            iou_table,
+            iou_plot,
+            cost_table,
+            cost_plot,
+            downloads,
+            slider,
+            class_toggles,
+            held,
+        ]
         run.click(
             handlers.analyse,
             inputs=ui_inputs,
-            outputs=[
-                overlay,
-                gallery,
-                summary,
-                comparison_plot,
-                iou_table,
-                iou_plot,
-                cost_table,
-                cost_plot,
-                downloads,
-            ],
+            outputs=analysis_outputs,
             api_name="analyse",
             api_visibility="undocumented",
             scroll_to_output=False,
+            concurrency_id=COMPUTE_GROUP,
         )
         arrays_button.click(
             handlers.arrays,
@@ -272,6 +368,7 @@ def build_app(
             outputs=arrays_file,
             api_name="arrays",
             api_visibility="undocumented",
+            concurrency_id=COMPUTE_GROUP,
         )
         api_button.click(
             handlers.segment,
@@ -286,8 +383,36 @@ def build_app(
             ],
             outputs=[api_png, api_data, api_maps],
             api_name="segment",
+            concurrency_id=COMPUTE_GROUP,
         )
-    demo.queue(default_concurrency_limit=concurrency_limit(), max_size=QUEUE_MAX_SIZE)
+        class_toggles.input(
+            show_classes,
+            inputs=[held, class_toggles],
+            outputs=[slider, overlay],
+            queue=False,
+            api_name="show_classes",
+            api_visibility="undocumented",
+        )
+        settings = ui_inputs[2:]
+        model_at = settings.index(model)
+        results = ExampleResults(
+            handlers.analyse, lambda values: handlers.weights_key(values[model_at])
+        )
+        if examples is not None:
+            examples.load_input_event.then(
+                results.outputs,
+                inputs=ui_inputs,
+                outputs=analysis_outputs,
+                api_name="example",
+                api_visibility="undocumented",
+                concurrency_id=COMPUTE_GROUP,
+            )
+        opening = first_sample(samples)
+        if opening is not None:
+            open_on_first_sample(
+                demo, opening, results, settings, image, mask, analysis_outputs, COMPUTE_GROUP
+            )
+    demo.queue(default_concurrency_limit=concurrency_limit(), max_size=queue_max_size())
     return demo
 
 
@@ -321,9 +446,10 @@ def launch(
         prevent_thread_lock=prevent_thread_lock,
         quiet=quiet,
         show_error=True,
-        allowed_paths=[str(common.SAMPLES_DIR)],
+        allowed_paths=[str(common.SAMPLES_DIR), str(common.samples_dir())],
         max_file_size=limits_from_env().max_file_bytes,
         theme=THEME,
+        js=QUEUE_POSITION_JS,
         footer_links=["api", "gradio"],
     )
     return url

@@ -13,33 +13,40 @@ from hmsa_core.api import (
     BUNDLED_MODELS,
     DEFAULT_SCALE_CACHE,
     default_model,
+    default_model_name,
     extend,
     infer,
     load_model,
 )
 from hmsa_core.cascade import parse_scales, validate_scales
 from hmsa_core.cost import CascadeCost, ScaleCost, estimate_cascade
+from hmsa_core.fastpath import FastPathOptions
 from hmsa_core.inference import InferenceResult, ScaleResult, prepare_input, run_scales
 from hmsa_core.labels import CITYSCAPES, LabelSet
 from hmsa_core.limits import InputLimits
 from hmsa_core.merge import MergeResult, effective_weights, merge
 from hmsa_core.models import MultiScaleSegmenter, ScaleOutput, build
+from hmsa_core.pretrained import PRETRAINED, PretrainedEntry
 
 __all__ = [
     "BUNDLED_MODELS",
     "CITYSCAPES",
     "DEFAULT_SCALE_CACHE",
+    "PRETRAINED",
     "CascadeCost",
+    "FastPathOptions",
     "InferenceResult",
     "InputLimits",
     "LabelSet",
     "MergeResult",
     "MultiScaleSegmenter",
+    "PretrainedEntry",
     "ScaleCost",
     "ScaleOutput",
     "ScaleResult",
     "build",
     "default_model",
+    "default_model_name",
     "effective_weights",
     "estimate_cascade",
     "extend",

@@ -16,6 +16,7 @@ import torch
 from hmsa_core.cache import ByteLRUCache
 from hmsa_core.cascade import validate_scales
 from hmsa_core.cost import ScaleCost
+from hmsa_core.fastpath import FastPathOptions
 from hmsa_core.images import ImageLike
 from hmsa_core.inference import (
     DEFAULT_CACHE_BYTES,
@@ -23,12 +24,14 @@ from hmsa_core.inference import (
     ProgressFn,
     ScaleResult,
     infer_prepared,
+    model_device,
     prepare_input,
     run_scales,
 )
 from hmsa_core.labels import LabelSet, label_set_from_file, sidecar_label_file
 from hmsa_core.limits import InputLimits, cache_bytes_from_env, limits_from_env
 from hmsa_core.models.base import MultiScaleSegmenter, ScaleOutput
+from hmsa_core.precision import resolve_precision
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
@@ -40,6 +43,8 @@ BUNDLED_MODELS: Mapping[str, str] = MappingProxyType(
     }
 )
 DEFAULT_MODEL = "hmsa-lite"
+#: Environment variable naming the default model instead (e.g. ``cityscapes`` on a Space).
+DEFAULT_MODEL_ENV = "HMSA_DEFAULT_MODEL"
 
 #: The per-scale cache :func:`infer` uses unless given another (bounded in bytes).
 DEFAULT_SCALE_CACHE: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] = ByteLRUCache(
@@ -67,6 +72,11 @@ def bundled_model_path(name: str) -> Path:
     return ASSETS_DIR / BUNDLED_MODELS[name]
 
 
+def default_model_name() -> str:
+    """Returns the default model's name: ``HMSA_DEFAULT_MODEL`` when set, else ``hmsa-lite``."""
+    return os.environ.get(DEFAULT_MODEL_ENV, "").strip() or DEFAULT_MODEL
+
+
 def load_model(
     name_or_path: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
@@ -76,9 +86,12 @@ def load_model(
     """Returns an eval-mode model on ``device`` (``None``: CUDA when available, else CPU).
 
     Args:
-        name_or_path: ``None`` for the bundled default (``hmsa-lite``); a bundled name
-            (see :data:`BUNDLED_MODELS`); a native ``.safetensors`` checkpoint; or an official
-            NVIDIA ``.pth`` checkpoint (recognised by its layout).
+        name_or_path: ``None`` for the default (``HMSA_DEFAULT_MODEL``, else ``hmsa-lite``);
+            a bundled name (see :data:`BUNDLED_MODELS`); a pretrained name such as
+            ``"cityscapes"`` (see :data:`hmsa_core.pretrained.PRETRAINED`: taken from
+            ``HMSA_MODELS_DIR``, the download cache, or downloaded once); a native
+            ``.safetensors`` checkpoint; an official NVIDIA ``.pth`` checkpoint (recognised by
+            its layout); or a PaddleSeg ``.pdparams`` file (converted on load).
         labels: for an official checkpoint, its class names and colours: a :class:`LabelSet`
             or a JSON label file (see :func:`~hmsa_core.labels.label_set_from_file`). When
             ``None``, a ``<checkpoint stem>.labels.json`` beside the file is used if present,
@@ -86,11 +99,18 @@ def load_model(
             Native checkpoints carry their own label set.
 
     Raises:
-        ValueError: unknown name, missing file, or a file that is not a valid checkpoint.
+        ValueError: unknown name, missing file, or a file that is not a valid checkpoint
+            (a failed download is a :class:`~hmsa_core.download.DownloadError`, a ValueError).
     """
+    from hmsa_core.pretrained import PRETRAINED
+
     target = resolve_device(device)
-    name = DEFAULT_MODEL if name_or_path is None else name_or_path
-    if isinstance(name, str) and name in BUNDLED_MODELS:
+    name = default_model_name() if name_or_path is None else name_or_path
+    if isinstance(name, str) and name in PRETRAINED:
+        from hmsa_core.download import fetch
+
+        path = fetch(name)
+    elif isinstance(name, str) and name in BUNDLED_MODELS:
         path = bundled_model_path(name)
         if not path.is_file():
             raise ValueError(
@@ -100,8 +120,8 @@ def load_model(
         path = Path(name)
         if not path.is_file():
             raise ValueError(
-                f"no model named {str(name)!r}: not a bundled name ({', '.join(BUNDLED_MODELS)}) "
-                "and no such file"
+                f"no model named {str(name)!r}: not a bundled name ({', '.join(BUNDLED_MODELS)}), "
+                f"not a pretrained name ({', '.join(PRETRAINED)}) and no such file"
             )
     return _load_file(path, target, labels)
 
@@ -120,16 +140,21 @@ def _load_file(
 ) -> MultiScaleSegmenter:
     if _is_safetensors(path):
         if labels is not None:
-            raise ValueError(f"{path.name} carries its own label set; labels= is for .pth files")
+            raise ValueError(
+                f"{path.name} carries its own label set; labels= is for .pth and .pdparams files"
+            )
         from hmsa_core.checkpoints.native import load_native
 
         return load_native(path, device)
     from hmsa_core.checkpoints.official import load_official
+    from hmsa_core.checkpoints.paddle import PDPARAMS_SUFFIX, load_paddle
 
     if labels is None and sidecar_label_file(path).is_file():
         labels = sidecar_label_file(path)
     if labels is not None and not isinstance(labels, LabelSet):
         labels = label_set_from_file(labels)
+    if path.suffix.lower() == PDPARAMS_SUFFIX:
+        return load_paddle(path, device, labels=labels)
     return load_official(path, device, labels=labels)
 
 
@@ -137,14 +162,15 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)
-def _default_model(device: str) -> MultiScaleSegmenter:
-    return load_model(DEFAULT_MODEL, device)
+def _default_model(name: str, device: str) -> MultiScaleSegmenter:
+    return load_model(name, device)
 
 
 def default_model(device: str | torch.device | None = None) -> MultiScaleSegmenter:
-    """Returns the bundled default model on ``device``, loaded once per device and shared."""
+    """Returns the default model (:func:`default_model_name`) on ``device``, loaded once per
+    name and device and shared."""
     with _DEFAULT_LOCK:
-        return _default_model(str(resolve_device(device)))
+        return _default_model(default_model_name(), str(resolve_device(device)))
 
 
 def infer(
@@ -155,10 +181,12 @@ def infer(
     method: str = "hierarchical",
     return_attn: bool = True,
     device: str | torch.device | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     cache: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] | None = DEFAULT_SCALE_CACHE,
     progress: ProgressFn | None = None,
     limits: InputLimits | None = None,
+    gate: float = 0.0,
+    fast_path: FastPathOptions | None = None,
 ) -> InferenceResult:
     """Returns the :class:`InferenceResult` of running ``model`` on ``image`` over a cascade.
 
@@ -173,11 +201,18 @@ def infer(
         return_attn: keep per-scale attention maps and effective weights in the result.
         device: where to load the default model (``None``: CUDA when available); a given
             ``model`` runs where it is.
-        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on CUDA.
+        precision: ``"auto"`` (default: bf16 autocast + channels-last on CUDA and on CPUs
+            with native bfloat16, fp32 elsewhere), ``"fp32"`` (exact), ``"bf16"`` (CUDA or
+            such a CPU) or ``"fp16"`` (CUDA); the cost rows say which one ran.
         cache: the per-scale cache (``None`` to disable).
         progress: called after each scale with ``(scale, index, total, cached)``.
         limits: input size and cascade limits; ``None`` reads them from the ``HMSA_*``
             environment variables (see :func:`~hmsa_core.limits.limits_from_env`).
+        gate: attention gating threshold in ``[0, 1)`` for the hierarchical merge (see
+            :mod:`hmsa_core.gating`): scales above the lowest run only on the tiles where the
+            lower scales leave them a weight above ``gate``. 0 (default) is exact HMSA.
+        fast_path: opt-in GPU fast path (CUDA graphs or ``torch.compile`` for small scales;
+            see :mod:`hmsa_core.fastpath`); ``None`` (default): eager passes.
 
     Raises:
         ValueError: unreadable image, bad cascade or unknown method, with what was wrong.
@@ -197,6 +232,8 @@ def infer(
         cache=cache,
         progress=progress,
         limits=limits,
+        gate=gate,
+        fast_path=fast_path,
     )
 
 
@@ -227,6 +264,8 @@ def extend(
     cache: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] | None = DEFAULT_SCALE_CACHE,
     progress: ProgressFn | None = None,
     limits: InputLimits | None = None,
+    precision: str = "auto",
+    gate: float = 0.0,
 ) -> InferenceResult:
     """Returns the :class:`InferenceResult` of ``scales`` on ``image`` merged with ``method``,
     running forward passes only for the scales ``base`` does not hold.
@@ -246,6 +285,10 @@ def extend(
         progress: ``(scale, index, total, cached)`` after each scale; held scales come first,
             reported as cached.
         limits: input and cascade limits (default: ``HMSA_*`` environment).
+        precision: as :func:`infer`; a held scale is reused only if it ran in the precision
+            this call resolves to.
+        gate: as :func:`infer`; a gated cascade depends on all its lower scales, so with a
+            gate above 0 nothing is taken from ``base`` (the per-scale ``cache`` still serves).
 
     Raises:
         ValueError: a bad cascade or image, a method the model cannot merge, or a ``base`` of
@@ -256,15 +299,40 @@ def extend(
     cascade = validate_scales(scales, prepared.size, model.min_input_side, limits)
     if base is not None and not np.array_equal(base.image, prepared.rgb):
         raise ValueError("the stored result belongs to another image; run the cascade afresh")
-    held = [s for s in cascade if base is not None and s in base.per_scale]
+    ran = resolve_precision(precision, model_device(model))
+    held = [
+        s
+        for s in cascade
+        if base is not None
+        and not gate
+        and s in base.per_scale
+        and base.per_scale[s].cost.precision == ran
+        and base.per_scale[s].computed is None
+    ]
     if base is None or not held:
         return infer_prepared(
-            prepared, cascade, model, method=method, cache=cache, progress=progress, limits=limits
+            prepared,
+            cascade,
+            model,
+            method=method,
+            cache=cache,
+            progress=progress,
+            limits=limits,
+            precision=ran,
+            gate=gate,
         )
     missing = [s for s in cascade if s not in held]
     rest = _held_progress(held, len(cascade), progress)
     fresh = (
-        run_scales(model, prepared.tensor, missing, cache=cache, progress=rest, limits=limits)
+        run_scales(
+            model,
+            prepared.tensor,
+            missing,
+            cache=cache,
+            progress=rest,
+            limits=limits,
+            precision=ran,
+        )
         if missing
         else {}
     )

@@ -18,7 +18,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from hmsa_core.limits import InputLimits
 from hmsa_core.models.base import scaled_size
+
+#: Share of the float32 activation estimate a pass holds in each precision it can run in
+#: (reduced-precision activations take 2 bytes instead of 4; an estimate, see README).
+ACTIVATION_SHARE = {"fp32": 1.0, "bf16": 0.5, "fp16": 0.5}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,11 @@ class ScaleCost:
             peak live activations (best effort, see README).
         peak_measured: True when ``peak_bytes`` is a measurement (CUDA), False for the estimate.
         cached: True when the result came from the per-scale cache.
+        precision: the precision the pass actually ran in: ``"fp32"``, ``"bf16"`` or ``"fp16"``
+            (``"auto"`` is resolved before the pass runs).
+        computed_fraction: fraction of the pass's input area actually computed, in ``[0, 1]``
+            (below 1 when attention gating skipped tiles).
+        flops_saved: FLOPs not spent because of gating; ``flops`` counts only what was spent.
     """
 
     scale: float
@@ -61,6 +71,9 @@ class ScaleCost:
     peak_bytes: int
     peak_measured: bool = False
     cached: bool = False
+    precision: str = "fp32"
+    computed_fraction: float = 1.0
+    flops_saved: int = 0
 
     @property
     def gflops(self) -> float:
@@ -104,9 +117,41 @@ class CascadeCost:
         return max((c.peak_bytes for c in self.per_scale), default=0)
 
     @property
+    def flops_saved(self) -> int:
+        """Returns the total FLOPs that gating skipped (0 for an ungated cascade)."""
+        return sum(c.flops_saved for c in self.per_scale)
+
+    @property
+    def gflops_saved(self) -> float:
+        """Returns the FLOPs gating skipped in units of 1e9."""
+        return self.flops_saved / 1e9
+
+    @property
+    def full_flops(self) -> int:
+        """Returns the FLOPs the cascade would cost ungated: spent plus saved."""
+        return self.flops + self.flops_saved
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """Returns the distinct precisions the passes ran in, ascending by first scale."""
+        return tuple(dict.fromkeys(c.precision for c in self.per_scale))
+
+    @property
     def cached_scales(self) -> tuple[float, ...]:
         """Returns the scales served from the cache."""
         return tuple(c.scale for c in self.per_scale if c.cached)
+
+    def __repr__(self) -> str:
+        """Returns one readable line: scales, GFLOPs, seconds, peak memory, cached scales."""
+        from hmsa_core.display import cost_summary
+
+        return cost_summary(self)
+
+    def _repr_html_(self) -> str:
+        """Returns the notebook display: one table row per scale."""
+        from hmsa_core.display import cost_html
+
+        return cost_html(self)
 
 
 class LiveBytesMode(TorchDispatchMode):
@@ -211,23 +256,54 @@ def estimate_pass(
 
 
 def estimate_cascade(
-    model: torch.nn.Module, image_size: tuple[int, int], scales: tuple[float, ...]
+    model: torch.nn.Module,
+    image_size: tuple[int, int],
+    scales: tuple[float, ...],
+    *,
+    precision: str = "fp32",
+    limits: InputLimits | None = None,
 ) -> CascadeCost:
     """Returns the expected :class:`CascadeCost` of a cascade before running it (``seconds`` = 0).
 
-    ``image_size`` is ``(H, W)`` of the 1.0 input.
+    Args:
+        model: the segmenter.
+        image_size: ``(H, W)`` of the 1.0 input.
+        scales: the cascade.
+        precision: the precision the passes will run in (``"auto"`` is resolved for the
+            model's device); reduced precision halves the activation estimate.
+        limits: with ``max_tile_pixels``: passes above it are planned in tiles, whose FLOPs
+            (overlaps included) and largest tile's activations are reported. ``None``: whole
+            passes, as before tiling existed.
     """
+    from hmsa_core.precision import resolve_precision
+    from hmsa_core.tiling import plan_tiles
+
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    ran = resolve_precision(precision, device)
+    tileable = limits is not None and not hasattr(model, "merge_explicit")
+    align = int(getattr(model, "tile_alignment", 32))
     per_scale = []
     for scale in sorted(scales):
         size = scaled_size(image_size, scale)
         est = estimate_pass(model, size)
+        full = size[0] * size[1]
+        flops, largest = est.flops, full
+        if tileable and limits is not None and full > limits.max_tile_pixels:
+            windows = plan_tiles(size, limits.max_tile_pixels, limits.tile_overlap, align)
+            flops = round(est.flops * sum(w.area for w in windows) / full)
+            largest = max(w.area for w in windows)
+        activations = est.activation_bytes * largest / max(full, 1) * ACTIVATION_SHARE[ran]
         per_scale.append(
             ScaleCost(
                 scale=scale,
                 input_size=size,
-                flops=est.flops,
+                flops=flops,
                 seconds=0.0,
-                peak_bytes=est.activation_bytes + est.param_bytes,
+                peak_bytes=round(activations) + est.param_bytes,
+                precision=ran,
             )
         )
     return CascadeCost(tuple(per_scale))

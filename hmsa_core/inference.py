@@ -11,24 +11,37 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 
 import numpy as np
 import torch
 
 from hmsa_core.cache import ByteLRUCache, model_token, tensor_digest, weights_version
 from hmsa_core.cascade import validate_scales
-from hmsa_core.cost import CascadeCost, ScaleCost, estimate_pass
+from hmsa_core.cost import ACTIVATION_SHARE, CascadeCost, PassEstimate, ScaleCost, estimate_pass
+from hmsa_core.fastpath import FastPathOptions, fast_forward
+from hmsa_core.fastpath import check_device as check_fast_device
+from hmsa_core.gating import combine as gating_combine
+from hmsa_core.gating import fill_output as gating_fill
+from hmsa_core.gating import needed_tiles, rectangle_cores, remaining_envelope, tile_rectangles
 from hmsa_core.images import ImageLike, load_rgb, rgb_to_uint8
 from hmsa_core.labels import LabelSet
 from hmsa_core.limits import DEFAULT_LIMITS, InputLimits
-from hmsa_core.merge import merge
-from hmsa_core.models.base import MultiScaleSegmenter, ScaleOutput, rescale_input
+from hmsa_core.merge import ExplicitMerger, merge
+from hmsa_core.models.base import MultiScaleSegmenter, ScaleOutput, rescale_input, scaled_size
+from hmsa_core.precision import RUN_DTYPES, autocast_for, resolve_precision, to_layout
+from hmsa_core.tiling import Box, Window, plan_tiles, run_windows, window_for_core
 
-PRECISIONS: Mapping[str, torch.dtype | None] = MappingProxyType(
-    {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-)
+#: The precisions a pass can run in (``"auto"`` resolves to one of them).
+PRECISIONS = RUN_DTYPES
 DEFAULT_CACHE_BYTES = 1024 * 1024 * 1024
+#: Tile offsets keep multiples of this many pixels unless the model says otherwise.
+DEFAULT_TILE_ALIGNMENT = 32
+#: A gated pass runs whole when its windows would cover at least this share of its area.
+WHOLE_PASS_SHARE = 0.9
+
+#: A per-scale cache entry: the outputs, their cost, and the ``(h, w)`` mask of computed
+#: pixels (``None`` when the whole pass was computed).
+CacheEntry = tuple[ScaleOutput, ScaleCost, "torch.Tensor | None"]
 
 #: Progress callback: ``(scale, index, total, cached)`` after each scale is done.
 ProgressFn = Callable[[float, int, int, bool], None]
@@ -41,12 +54,17 @@ class ScaleResult:
     Attributes:
         scale: the scale.
         output: the batched :class:`ScaleOutput` (``(B, C, h, w)`` logits, ``(B, 1, h, w)`` attention).
-        cost: FLOPs, seconds, peak memory and whether it came from the cache.
+        cost: FLOPs, seconds, peak memory, precision, computed fraction and whether it came
+            from the cache.
+        computed: ``(h, w)`` bool, True where the model computed this scale, False where
+            attention gating skipped it (logits there are the lower scales' merge, attention
+            1); ``None`` when the whole pass was computed.
     """
 
     scale: float
     output: ScaleOutput
     cost: ScaleCost
+    computed: torch.Tensor | None = None
 
     @property
     def logits(self) -> torch.Tensor:
@@ -127,6 +145,26 @@ class InferenceResult:
         """Returns the ``(H, W)`` output size."""
         return int(self.pred.shape[0]), int(self.pred.shape[1])
 
+    def __repr__(self) -> str:
+        """Returns one readable line: model, cascade, method, size, classes, GFLOPs, seconds."""
+        from hmsa_core.display import result_summary
+
+        return result_summary(self)
+
+    def _repr_html_(self) -> str:
+        """Returns the notebook display: overlay, per-scale thumbnails, cost table (no JS)."""
+        from hmsa_core.display import result_html
+
+        return result_html(self)
+
+    def figure(self, kind: str = "overlay", **options: object) -> object:
+        """Returns the plotly figure ``kind`` (``"overlay"``, ``"scales"``, ``"methods"``,
+        ``"iou"``, ``"cost"``, ``"pareto"``) from the installed figure plugins (see
+        :func:`hmsa_core.display.result_figure`); ``options`` go to the builder."""
+        from hmsa_core.display import result_figure
+
+        return result_figure(self, kind, **options)
+
     def remerge(
         self,
         method: str | None = None,
@@ -202,19 +240,6 @@ def prepare_input(
     return PreparedInput(tensor=model.normalize(tensor), rgb=rgb_to_uint8(rgb))
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    if device.type != "cuda":
-        raise ValueError(
-            f"precision {precision!r} is only supported on CUDA; use 'fp32' on {device.type}"
-        )
-    return torch.autocast("cuda", dtype=dtype)
-
-
 def _output_bytes(output: ScaleOutput) -> int:
     tensors = [output.logits, output.attention, output.aux_logits, output.features]
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
@@ -240,35 +265,86 @@ def model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
+def tile_alignment(model: MultiScaleSegmenter) -> int:
+    """Returns the multiple of pixels tile offsets keep for ``model`` (its largest stride;
+    32 unless the model names another as ``tile_alignment``)."""
+    return int(getattr(model, "tile_alignment", DEFAULT_TILE_ALIGNMENT))
+
+
+def can_tile(model: MultiScaleSegmenter) -> bool:
+    """Returns True when ``model``'s passes can run in tiles (not for explicit attention,
+    whose merge needs each scale's whole feature map)."""
+    return not isinstance(model, ExplicitMerger)
+
+
+def _check_gate(gate: float, model: MultiScaleSegmenter) -> float:
+    """Returns ``gate`` as a float; ``ValueError`` unless it is in ``[0, 1)`` and usable."""
+    try:
+        tau = float(gate)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"gate must be a number in [0, 1), got {gate!r}") from exc
+    if not (0.0 <= tau < 1.0):
+        raise ValueError(f"gate must be in [0, 1) (0 turns gating off), got {gate!r}")
+    if tau > 0 and not model.has_attention:
+        raise ValueError(
+            f"gate={tau:g} needs a model with a scale-attention head; {model.arch} has none: "
+            "use gate=0"
+        )
+    return tau
+
+
 def run_scales(
     model: MultiScaleSegmenter,
     image: torch.Tensor,
     scales: Iterable[float],
     *,
-    cache: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] | None = None,
-    precision: str = "fp32",
+    cache: ByteLRUCache[CacheEntry] | None = None,
+    precision: str = "auto",
     progress: ProgressFn | None = None,
     limits: InputLimits = DEFAULT_LIMITS,
+    gate: float = 0.0,
+    fast_path: FastPathOptions | None = None,
 ) -> dict[float, ScaleResult]:
-    """Returns scale -> :class:`ScaleResult`: one eval-mode forward pass per scale.
+    """Returns scale -> :class:`ScaleResult`: one eval-mode forward pass per scale, ascending.
 
     Args:
         model: the segmenter (run in eval mode, without gradients).
         image: ``(B, 3, H, W)`` normalised input at scale 1.0.
         scales: the cascade; validated (see :func:`~hmsa_core.cascade.validate_scales`).
         cache: per-scale cache keyed by image content, model identity, weights version,
-            device, scale and precision; ``None`` disables caching. A hit costs no forward
-            pass and returns the cached tensors themselves: treat them as read-only.
-        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast on CUDA. Outputs are float32.
+            device, scale, the precision that actually ran, the tiling and the gate;
+            ``None`` disables caching. A hit costs no forward pass and returns the cached
+            tensors themselves: treat them as read-only.
+        precision: ``"auto"`` (bf16 + channels-last where the hardware computes bf16 natively,
+            else fp32; see :mod:`hmsa_core.precision`), ``"fp32"`` (exact), ``"bf16"`` (CUDA or a
+            CPU with native bf16) or ``"fp16"`` (CUDA). Outputs are float32 either way.
         progress: called after each scale with ``(scale, index, total, cached)``.
-        limits: cascade and size limits.
+        limits: cascade and size limits, and the tiling settings (``max_tile_pixels``,
+            ``tile_overlap``, ``gate_tile``).
+        gate: attention gating threshold ``tau`` in ``[0, 1)`` (see :mod:`hmsa_core.gating`):
+            each scale above the lowest runs only on the tiles where the lower scales leave it
+            a weight above ``tau``. 0 (default) runs every pass whole, exactly as ungated.
+        fast_path: the opt-in GPU fast path for small, launch-bound passes (CUDA only; see
+            :mod:`hmsa_core.fastpath`); ``None`` (default) runs every pass eager.
     """
     if image.dim() != 4 or image.shape[1] != 3:
         raise ValueError(f"image must be a (B, 3, H, W) tensor, got {tuple(image.shape)}")
     size = (int(image.shape[-2]), int(image.shape[-1]))
     cascade = validate_scales(scales, size, model.min_input_side, limits)
+    tau = _check_gate(gate, model)
     device = model_device(model)
-    autocast = _autocast(device, precision)
+    ran = resolve_precision(precision, device)
+    if fast_path is not None:
+        check_fast_device(device)
+    setup = _PassSetup(
+        precision=ran,
+        device=device,
+        tiled=can_tile(model),
+        align=tile_alignment(model),
+        limits=limits,
+        num_scales=len(cascade),
+        fast=fast_path,
+    )
     image = image.to(device)
     digest = tensor_digest(image) if cache is not None else ""
     token = (model_token(model), weights_version(model), str(device))
@@ -277,16 +353,30 @@ def run_scales(
     results: dict[float, ScaleResult] = {}
     try:
         for index, scale in enumerate(cascade):
-            key = (digest, token, scale, precision)
+            gated = tau > 0 and index > 0
+            lower = tuple(cascade[:index]) if gated else ()
+            key = (
+                digest,
+                token,
+                scale,
+                ran,
+                setup.tile_key(size, scale),
+                tau if gated else 0.0,
+                lower,
+                fast_path,
+            )
             hit = cache.get(key) if cache is not None else None
             if hit is not None:
-                output, cost = hit
-                results[scale] = ScaleResult(scale, output, replace(cost, cached=True))
+                output, cost, computed = hit
+                results[scale] = ScaleResult(scale, output, replace(cost, cached=True), computed)
             else:
-                results[scale] = _run_one(model, image, scale, autocast, device)
+                if gated:
+                    results[scale] = _run_gated(model, image, scale, results, tau, setup)
+                else:
+                    results[scale] = _run_one(model, image, scale, setup)
                 if cache is not None:
-                    entry = (results[scale].output, results[scale].cost)
-                    cache.put(key, entry, _output_bytes(entry[0]))
+                    r = results[scale]
+                    cache.put(key, (r.output, r.cost, r.computed), _output_bytes(r.output))
             if progress is not None:
                 progress(scale, index, len(cascade), hit is not None)
     finally:
@@ -294,17 +384,56 @@ def run_scales(
     return results
 
 
-def _run_one(
-    model: MultiScaleSegmenter,
-    image: torch.Tensor,
-    scale: float,
-    autocast: contextlib.AbstractContextManager,
-    device: torch.device,
-) -> ScaleResult:
-    """Returns the :class:`ScaleResult` of one timed forward pass at ``scale``."""
-    x = rescale_input(image, scale)
-    input_size = (int(x.shape[-2]), int(x.shape[-1]))
-    estimate = estimate_pass(model, input_size, batch=int(x.shape[0]))
+@dataclass(frozen=True)
+class _PassSetup:
+    """How every pass of one :func:`run_scales` call runs."""
+
+    precision: str
+    device: torch.device
+    tiled: bool
+    align: int
+    limits: InputLimits
+    num_scales: int
+    fast: FastPathOptions | None = None
+
+    @property
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return autocast_for(self.device, self.precision)
+
+    def windows(self, size: tuple[int, int]) -> tuple[Window, ...] | None:
+        """Returns the tiles of a pass at ``size``, or ``None`` when it runs whole."""
+        if not self.tiled or size[0] * size[1] <= self.limits.max_tile_pixels:
+            return None
+        return plan_tiles(size, self.limits.max_tile_pixels, self.limits.tile_overlap, self.align)
+
+    def tile_key(self, size: tuple[int, int], scale: float) -> tuple[int, int] | None:
+        """Returns the part of the cache key that says how the pass at ``scale`` was tiled."""
+        scaled = scaled_size(size, scale)
+        if self.windows(scaled) is None:
+            return None
+        return (self.limits.max_tile_pixels, self.limits.tile_overlap)
+
+
+def _forward(
+    model: MultiScaleSegmenter, setup: _PassSetup
+) -> Callable[[torch.Tensor], ScaleOutput]:
+    """Returns the function running one no-grad pass in the setup's precision and layout."""
+
+    def forward(x: torch.Tensor) -> ScaleOutput:
+        fast = setup.fast
+        if fast is not None and x.shape[-2] * x.shape[-1] <= fast.small_pixels:
+            return fast_forward(model, fast, setup.precision)(x)
+        with torch.no_grad(), setup.autocast:
+            return model(to_layout(x, setup.precision))
+
+    return forward
+
+
+def _timed(
+    setup: _PassSetup, work: Callable[[], ScaleOutput]
+) -> tuple[ScaleOutput, float, int | None]:
+    """Returns ``(output, seconds, cuda_peak_bytes or None)`` of running ``work``."""
+    device = setup.device
     on_cuda = device.type == "cuda"
     held_before = 0
     if on_cuda:
@@ -312,25 +441,163 @@ def _run_one(
         torch.cuda.reset_peak_memory_stats(device)
         held_before = int(torch.cuda.memory_allocated(device))
     start = time.perf_counter()
-    with torch.no_grad(), autocast:
-        output = model(x)
+    output = work()
     if on_cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    if on_cuda:  # the pass's own peak plus the weights, as on CPU: not what others hold
-        pass_peak = int(torch.cuda.max_memory_allocated(device)) - held_before
-        peak, measured = pass_peak + estimate.param_bytes, True
+    peak = int(torch.cuda.max_memory_allocated(device)) - held_before if on_cuda else None
+    return output, seconds, peak
+
+
+def _pass_cost(
+    scale: float,
+    size: tuple[int, int],
+    estimate: PassEstimate,
+    setup: _PassSetup,
+    seconds: float,
+    cuda_peak: int | None,
+    windows: tuple[Window, ...] | None,
+    computed_fraction: float = 1.0,
+    saved: bool = False,
+) -> ScaleCost:
+    """Returns the :class:`ScaleCost` of a pass run whole (``windows`` None) or in windows.
+
+    FLOPs of windows are the whole pass's counted FLOPs scaled by the windows' total area
+    (the models' cost is linear in area); ``saved`` reports the difference as saved."""
+    full_area = size[0] * size[1]
+    if windows is None:
+        flops, largest = estimate.flops, full_area
     else:
-        peak, measured = estimate.activation_bytes + estimate.param_bytes, False
-    cost = ScaleCost(
+        area = sum(w.area for w in windows)
+        flops = round(estimate.flops * area / full_area)
+        largest = max((w.area for w in windows), default=0)
+    if cuda_peak is not None:  # the pass's own peak plus the weights, as on CPU
+        peak, measured = cuda_peak + estimate.param_bytes, True
+    else:
+        activations = estimate.activation_bytes * largest / full_area
+        peak = round(activations * ACTIVATION_SHARE[setup.precision]) + estimate.param_bytes
+        measured = False
+    return ScaleCost(
         scale=scale,
-        input_size=input_size,
-        flops=estimate.flops,
+        input_size=size,
+        flops=flops,
         seconds=seconds,
         peak_bytes=peak,
         peak_measured=measured,
+        precision=setup.precision,
+        computed_fraction=computed_fraction,
+        flops_saved=max(0, estimate.flops - flops) if saved else 0,
     )
+
+
+def _run_one(
+    model: MultiScaleSegmenter, image: torch.Tensor, scale: float, setup: _PassSetup
+) -> ScaleResult:
+    """Returns the :class:`ScaleResult` of one timed forward pass at ``scale``: whole, or in
+    blended tiles when its input exceeds ``limits.max_tile_pixels``."""
+    x = rescale_input(image, scale)
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    estimate = estimate_pass(model, size, batch=int(x.shape[0]))
+    forward = _forward(model, setup)
+    windows = setup.windows(size)
+    if windows is None:
+        output, seconds, cuda_peak = _timed(setup, lambda: forward(x))
+    else:
+        overlap = setup.limits.tile_overlap
+        output, seconds, cuda_peak = _timed(
+            setup, lambda: run_windows(forward, x, windows, overlap).output
+        )
+    cost = _pass_cost(scale, size, estimate, setup, seconds, cuda_peak, windows)
     return ScaleResult(scale, _to_float32(output), cost)
+
+
+def _gated_windows(
+    cores: list[Box], size: tuple[int, int], setup: _PassSetup
+) -> tuple[Window, ...]:
+    """Returns the windows that compute ``cores`` (each split further when its window would
+    exceed ``limits.max_tile_pixels``)."""
+    overlap, budget = setup.limits.tile_overlap, setup.limits.max_tile_pixels
+    windows: list[Window] = []
+    for top, bottom, left, right in cores:
+        window = window_for_core((top, bottom, left, right), size, overlap)
+        if window.area <= budget:
+            windows.append(window)
+            continue
+        for part in plan_tiles((bottom - top, right - left), budget, overlap, setup.align):
+            ct, cb, cl, cr = part.core
+            windows.append(
+                window_for_core((ct + top, cb + top, cl + left, cr + left), size, overlap)
+            )
+    return tuple(windows)
+
+
+def _run_gated(
+    model: MultiScaleSegmenter,
+    image: torch.Tensor,
+    scale: float,
+    lower: Mapping[float, ScaleResult],
+    tau: float,
+    setup: _PassSetup,
+) -> ScaleResult:
+    """Returns the :class:`ScaleResult` of the pass at ``scale`` run only on the tiles where
+    the ``lower`` scales leave it a weight above ``tau`` (see :mod:`hmsa_core.gating`); the
+    other tiles hold the lower scales' merge (logits) and 1 (attention)."""
+    x = rescale_input(image, scale)
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    estimate = estimate_pass(model, size, batch=int(x.shape[0]))
+    tile = setup.limits.gate_tile
+    lower_outputs = {s: r.output for s, r in lower.items()}
+    for s, out in lower_outputs.items():
+        if out.attention is None:
+            raise ValueError(f"scale {s:g} has no attention map: gating needs a gate of 0")
+    start = time.perf_counter()
+    envelope = remaining_envelope(
+        {s: o.attention for s, o in lower_outputs.items()},  # type: ignore[misc]
+        size,
+        setup.num_scales,
+    )
+    needed = needed_tiles(envelope, tile, tau)
+    gate_seconds = time.perf_counter() - start
+    if bool(needed.all()):
+        result = _run_one(model, image, scale, setup)
+        return replace(
+            result, cost=replace(result.cost, seconds=result.cost.seconds + gate_seconds)
+        )
+    cores = rectangle_cores(tile_rectangles(needed), tile, size)
+    windows = _gated_windows(cores, size, setup)
+    full_area = size[0] * size[1]
+    if sum(w.area for w in windows) >= WHOLE_PASS_SHARE * full_area:
+        result = _run_one(model, image, scale, setup)  # windows would cost as much as the pass
+        return replace(
+            result, cost=replace(result.cost, seconds=result.cost.seconds + gate_seconds)
+        )
+    forward = _forward(model, setup)
+    overlap = setup.limits.tile_overlap
+
+    def work() -> ScaleOutput:
+        fill = gating_fill(lower_outputs, size)
+        if not windows:
+            return fill
+        blended = run_windows(forward, x, windows, overlap)
+        work.covered = blended.covered  # type: ignore[attr-defined]
+        return gating_combine(blended.output, blended.covered, fill)
+
+    work.covered = torch.zeros(size, dtype=torch.bool, device=x.device)  # type: ignore[attr-defined]
+    output, seconds, cuda_peak = _timed(setup, work)
+    covered: torch.Tensor = work.covered  # type: ignore[attr-defined]
+    fraction = float(covered.float().mean())
+    cost = _pass_cost(
+        scale,
+        size,
+        estimate,
+        setup,
+        seconds + gate_seconds,
+        cuda_peak,
+        windows,
+        computed_fraction=fraction,
+        saved=True,
+    )
+    return ScaleResult(scale, _to_float32(output), cost, covered.cpu())
 
 
 def _assemble(
@@ -349,7 +616,7 @@ def _assemble(
     kept = dict(per_scale)
     if not keep_attention:
         kept = {
-            s: ScaleResult(s, replace(r.output, attention=None), r.cost)
+            s: ScaleResult(s, replace(r.output, attention=None), r.cost, r.computed)
             for s, r in per_scale.items()
         }
     return InferenceResult(
@@ -374,12 +641,24 @@ def infer_prepared(
     *,
     method: str = "hierarchical",
     return_attn: bool = True,
-    precision: str = "fp32",
-    cache: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] | None = None,
+    precision: str = "auto",
+    cache: ByteLRUCache[CacheEntry] | None = None,
     progress: ProgressFn | None = None,
     limits: InputLimits = DEFAULT_LIMITS,
+    gate: float = 0.0,
+    fast_path: FastPathOptions | None = None,
 ) -> InferenceResult:
-    """Returns the :class:`InferenceResult` of an already prepared image (see :func:`infer`)."""
+    """Returns the :class:`InferenceResult` of an already prepared image (see :func:`infer`).
+
+    Raises:
+        ValueError: as :func:`run_scales`; also a ``gate`` above 0 with a method other than
+            ``"hierarchical"`` (gating is defined by the hierarchical merge).
+    """
+    tau = _check_gate(gate, model)
+    if tau > 0 and method != "hierarchical":
+        raise ValueError(
+            f"gate={tau:g} applies to the hierarchical merge only; use gate=0 with {method!r}"
+        )
     per_scale = run_scales(
         model,
         prepared.tensor,
@@ -388,6 +667,8 @@ def infer_prepared(
         precision=precision,
         progress=progress,
         limits=limits,
+        gate=tau,
+        fast_path=fast_path,
     )
     return _assemble(
         per_scale, method, prepared.rgb, model.labels, model, model.arch, keep_attention=return_attn

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import colorsys
+import functools
 import json
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -146,15 +148,26 @@ def generic_label_set(num_classes: int, name: str | None = None) -> LabelSet:
     )
 
 
-def label_set_for(num_classes: int) -> LabelSet:
-    """Returns the label set implied by a class count: 19 is Cityscapes, anything else generic.
+#: The bundled Mapillary Vistas v1.2 label file (package data of ``hmsa_core``).
+MAPILLARY_LABEL_FILE = "label_sets/mapillary_vistas_v1.2.json"
+MAPILLARY_NUM_CLASSES = 65
 
-    65 classes (the Mapillary checkpoint) gets the generic set named ``mapillary``.
-    """
+
+@functools.lru_cache(maxsize=1)
+def mapillary_vistas() -> LabelSet:
+    """Returns the 65 Mapillary Vistas v1.2 classes with the dataset's own colours (read once
+    from the bundled label file)."""
+    text = resources.files("hmsa_core").joinpath(MAPILLARY_LABEL_FILE).read_text(encoding="utf-8")
+    return label_set_from_dict(json.loads(text))
+
+
+def label_set_for(num_classes: int) -> LabelSet:
+    """Returns the label set implied by a class count: 19 is Cityscapes, 65 Mapillary Vistas
+    v1.2 (NVIDIA's Mapillary checkpoint), anything else generic."""
     if num_classes == CITYSCAPES.num_classes:
         return CITYSCAPES
-    if num_classes == 65:
-        return generic_label_set(65, name="mapillary")
+    if num_classes == MAPILLARY_NUM_CLASSES:
+        return mapillary_vistas()
     return generic_label_set(num_classes)
 
 

@@ -24,6 +24,14 @@ class InputLimits:
         max_scales: most scales in one cascade. Env ``HMSA_MAX_SCALES``.
         max_scaled_pixels: largest area of any one scale's resized input (bounds memory of a
             2.0 pass on a big image). Env ``HMSA_MAX_SCALED_PIXELS``.
+        max_tile_pixels: largest input area one forward pass runs on; a scale whose input is
+            larger runs in overlapping tiles blended together (see :mod:`hmsa_core.tiling`),
+            so peak memory stops growing with the image. Env ``HMSA_MAX_TILE_PIXELS``.
+        tile_overlap: pixels each tile reaches beyond the part it owns (a multiple of 32);
+            tiles are exact for models whose receptive-field radius is at most half of it.
+            Env ``HMSA_TILE_OVERLAP``.
+        gate_tile: side in pixels of the tiles attention gating decides on (at each scale's
+            own resolution). Env ``HMSA_GATE_TILE``.
     """
 
     max_pixels: int = 40_000_000
@@ -32,6 +40,9 @@ class InputLimits:
     max_scale: float = 4.0
     max_scales: int = 8
     max_scaled_pixels: int = 16_777_216  # 4096 x 4096
+    max_tile_pixels: int = 2_097_152  # 1024 x 2048
+    tile_overlap: int = 96
+    gate_tile: int = 256
 
     def with_overrides(self, **changes: float | int) -> InputLimits:
         """Returns a copy with the given fields replaced."""
@@ -47,6 +58,9 @@ _ENV = {
     "max_scale": ("HMSA_MAX_SCALE", float),
     "max_scales": ("HMSA_MAX_SCALES", int),
     "max_scaled_pixels": ("HMSA_MAX_SCALED_PIXELS", int),
+    "max_tile_pixels": ("HMSA_MAX_TILE_PIXELS", int),
+    "tile_overlap": ("HMSA_TILE_OVERLAP", int),
+    "gate_tile": ("HMSA_GATE_TILE", int),
 }
 
 

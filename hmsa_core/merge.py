@@ -39,6 +39,18 @@ class MergeResult:
     weights: dict[float, torch.Tensor]
     aux_logits: torch.Tensor | None = None
 
+    def __repr__(self) -> str:
+        """Returns one readable line: method, scales, batch, classes, size."""
+        from hmsa_core.display import merge_summary
+
+        return merge_summary(self)
+
+    def _repr_html_(self) -> str:
+        """Returns the notebook display: the summary and each scale's mean weight."""
+        from hmsa_core.display import merge_html
+
+        return merge_html(self)
+
 
 @runtime_checkable
 class ExplicitMerger(Protocol):

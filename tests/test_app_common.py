@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import hmsa_core
@@ -38,10 +37,10 @@ def empty_models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # --------------------------------------------------------------------------- models
 
 
-def test_every_bundled_model_is_listed_trained_or_as_untrained_stand_in(empty_models_dir):
-    names = [e.name for e in common.list_models()]
+def test_every_bundled_model_is_listed_as_trained(empty_models_dir):
+    entries = {e.name: e for e in common.list_models()}
     for bundled in BUNDLED_MODELS:
-        assert bundled in names or bundled + common.UNTRAINED_SUFFIX in names
+        assert entries[bundled].kind == "bundled" and entries[bundled].error is None
 
 
 def test_checkpoints_in_the_models_dir_are_listed_with_label_set_and_parameters(empty_models_dir):
@@ -67,32 +66,15 @@ def test_get_model_loads_once_and_reloads_when_the_file_changes(empty_models_dir
     assert common.get_model("m.safetensors") is not first
 
 
-def test_untrained_stand_in_is_deterministic_and_labelled(empty_models_dir):
-    stand_ins = [e for e in common.list_models() if common.is_untrained(e)]
-    if not stand_ins:
-        pytest.skip("every bundled model is trained: no stand-in to check")
-    entry = stand_ins[0]
-    assert "UNTRAINED" in common.describe_model(entry)
-    assert "Random weights" in common.training_note(entry)
-    model = common.get_model(entry)
-    rebuilt = common._load_entry(entry)
-    for (name, a), (_, b) in zip(model.state_dict().items(), rebuilt.state_dict().items()):
-        assert torch.equal(a, b), name
-
-
 def test_unknown_model_name_is_a_value_error(empty_models_dir):
     with pytest.raises(ValueError, match="no model named"):
         common.get_model("does-not-exist")
 
 
 def test_training_note_tells_bundled_models_are_synthetic(empty_models_dir):
-    bundled = [
-        e for e in common.list_models() if e.kind == "bundled" and not common.is_untrained(e)
-    ]
-    if not bundled:
-        pytest.skip("no trained bundled model yet")
+    bundled = [e for e in common.list_models() if e.kind == "bundled"]
     note = common.training_note(bundled[0])
-    assert "SynthScapes" in note and "official" in note
+    assert "SynthScapes" in note and "'cityscapes'" in note
 
 
 def test_method_options_follow_the_model():
@@ -203,9 +185,12 @@ def test_list_samples_of_a_missing_folder_is_empty(tmp_path):
     assert common.list_samples(tmp_path / "nowhere") == []
 
 
-def test_bundled_samples_have_masks_when_present():
+def test_bundled_samples_have_masks_unless_labelled_as_photos_without_ground_truth():
     for sample in common.list_samples(common.SAMPLES_DIR):
-        assert sample.mask_path is not None, sample.name
+        if sample.name.startswith(common.PHOTO_PREFIX):
+            assert sample.mask_path is None and "no ground truth" in sample.label, sample.name
+        else:
+            assert sample.mask_path is not None, sample.name
 
 
 # --------------------------------------------------------------------------- cascades

@@ -78,6 +78,7 @@ def table(model: PairExplicitLite) -> SweepTable:
         [(1.0,), (0.5, 1.0), (0.5, 1.0, 2.0)],
         ["hierarchical", "mean", "max", "single", "explicit"],
         progress=False,
+        precision="fp32",
     )
 
 
@@ -146,7 +147,9 @@ def test_hierarchical_row_matches_infer_on_each_image(
 ) -> None:
     cm = ConfusionMatrix(19)
     for sample in _samples():
-        result = hmsa_core.infer(sample.image, (0.5, 1.0, 2.0), model=model, cache=None)
+        result = hmsa_core.infer(
+            sample.image, (0.5, 1.0, 2.0), model=model, cache=None, precision="fp32"
+        )
         cm.update(result.pred, sample.mask)
     assert table.row((0.5, 1.0, 2.0), "hierarchical").miou == cm.scores().miou
     assert table.row((0.5, 1.0, 2.0), "hierarchical").miou != table.row((0.5, 1.0, 2.0), "max").miou
@@ -198,7 +201,9 @@ def test_subset_rows_cover_every_subset_and_agree_with_the_full_cascade(
     model: PairExplicitLite,
 ) -> None:
     sample = _samples(1, seed=3)[0]
-    result = hmsa_core.infer(sample.image, (0.5, 1.0, 2.0), model=model, cache=None)
+    result = hmsa_core.infer(
+        sample.image, (0.5, 1.0, 2.0), model=model, cache=None, precision="fp32"
+    )
     agreement = subset_rows(result, ("hierarchical",))
     assert agreement.reference == REFERENCE_AGREEMENT and agreement.num_images == 1
     assert [r.cascade for r in agreement.rows] == all_subsets((0.5, 1.0, 2.0))

@@ -102,7 +102,7 @@ def test_sample_run_renders_every_view(app_env):
     assert not _errors(at)
     assert [t.label for t in at.tabs] == [
         "Overlay", "Per-scale", "Methods", "IoU", "Cost",
-        "Scale preference", "Pareto", "Attribution", "Downloads",
+        "Scale preference", "Pareto", "Attribution", "Downloads", "Model vs model",
     ]  # fmt: skip
     assert "Per-scale time" in _captions(at)
     assert at.metric[1].label == "Expected compute" and "GFLOPs" in at.metric[1].value

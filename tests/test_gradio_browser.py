@@ -1,8 +1,9 @@
 """The Gradio page in a real browser: Debian chromium driven by playwright.
 
-Submitting without an image shows the error and the page keeps working; a text file named
-``.png`` uploaded through the real file input is refused by the app's own reader with a clear
-message; clicking an example shows both previews and submitting renders the per-scale gallery;
+Submitting without an image (the first visit's sample cleared) shows the error and the page
+keeps working; a text file named ``.png`` uploaded through the real file input is refused by
+the app's own reader with a clear message; clicking an example shows both previews and
+submitting renders the per-scale gallery;
 the page fetches nothing from outside 127.0.0.1 (it must work offline). Without chromium the
 test is skipped, or fails when ``HMSA_REQUIRE_BROWSER=1`` (see tests/browser.py).
 """
@@ -90,15 +91,18 @@ def test_example_submit_renders_the_scale_gallery(tmp_path: Path) -> None:
                 page.goto(url)
                 run = page.locator("#run")
                 run.wait_for(timeout=30_000)
+                page.locator("#image-preview img").first.wait_for(timeout=60_000)  # first visit
+                page.locator("#scale-gallery img").first.wait_for(timeout=60_000)
 
-                run.click()  # no image yet: the error is shown, nothing breaks
+                page.locator("#input-image button[aria-label=Clear]").click()
+                run.click()  # no image: the error is shown, nothing breaks
                 page.get_by_text("no image given").first.wait_for(timeout=20_000)
 
                 page.locator("#input-image input[type=file]").set_input_files(str(not_an_image))
                 page.get_by_text("notes.png is not a readable image").first.wait_for(timeout=20_000)
                 assert page.locator("#image-preview img").count() == 0
 
-                page.locator("#examples button").first.click()
+                page.locator("#examples [data-testid=dataset-cell-0-0]").click()
                 page.locator("#image-preview img").first.wait_for(timeout=20_000)
                 page.locator("#mask-preview img").first.wait_for(timeout=20_000)
                 run.click()

@@ -228,7 +228,7 @@ def test_unknown_method_and_precision_are_refused(model, rgb_u8):
     with pytest.raises(ValueError, match="unknown merge method"):
         hmsa_core.infer(rgb_u8, (1.0,), model=model, method="vote", cache=None)
     with pytest.raises(ValueError, match="only supported on CUDA"):
-        hmsa_core.infer(rgb_u8, (1.0,), model=model, precision="bf16", cache=None)
+        hmsa_core.infer(rgb_u8, (1.0,), model=model, precision="fp16", cache=None)
 
 
 def test_the_largest_scale_is_pinned_at_four(model):

@@ -18,6 +18,12 @@ from hmsa_core.discovery import ModelEntry, discover_models
 from hmsa_core.models import build
 from hmsa_core.models.mscale_ocr import ARCH
 
+
+def discover_files(models_dir: str | os.PathLike | None = None) -> list[ModelEntry]:
+    """Returns the bundled models and the folder's files (the pretrained downloads left out)."""
+    return discover_models(models_dir, include_pretrained=False)
+
+
 MANIFEST = Path(__file__).parent / "fixtures" / "nvidia_mscale_ocr_hrnetv2_w48_cityscapes.json"
 
 
@@ -42,10 +48,10 @@ def _by_name(entries: list[ModelEntry]) -> dict[str, ModelEntry]:
 
 
 def test_missing_folder_gives_only_bundled_models(no_bundled: Path, tmp_path: Path) -> None:
-    assert discover_models(tmp_path / "does_not_exist") == []
+    assert discover_files(tmp_path / "does_not_exist") == []
     lite = build("lite", 19)
     save_native(lite, no_bundled / hmsa_core.api.BUNDLED_MODELS["hmsa-lite"])
-    (entry,) = discover_models(tmp_path / "does_not_exist")
+    (entry,) = discover_files(tmp_path / "does_not_exist")
     assert (entry.name, entry.kind, entry.arch, entry.num_classes) == (
         "hmsa-lite",
         "bundled",
@@ -65,7 +71,7 @@ def test_official_and_native_files_are_described(
     save_native(build("lite", 7), folder / "mine.safetensors")
     (folder / "notes.txt").write_text("not a model")
     (folder / "subdir.pt").mkdir()
-    entries = _by_name(discover_models(folder))
+    entries = _by_name(discover_files(folder))
     assert set(entries) == {"cityscapes.pth", "mine.safetensors"}
     official = entries["cityscapes.pth"]
     assert (official.kind, official.arch, official.num_classes, official.label_set_name) == (
@@ -97,7 +103,7 @@ def test_broken_files_are_listed_with_their_error(
     incomplete = OrderedDict(official_state)
     del incomplete["scale_attn.conv0.weight"]
     save_official(incomplete, folder / "incomplete.pth", 19)
-    entries = _by_name(discover_models(folder))
+    entries = _by_name(discover_files(folder))
     assert set(entries) == {"garbage.pth", "garbage.safetensors", "incomplete.pth"}
     assert all(e.error and e.arch is None and e.num_classes is None for e in entries.values())
     assert "scale_attn.conv0.weight" in str(entries["incomplete.pth"].error)
@@ -112,7 +118,7 @@ def test_symlinks_never_lead_out_of_the_folder(no_bundled: Path, tmp_path: Path)
     (folder / "alias.safetensors").symlink_to(folder / "real.safetensors")
     (folder / "dangling.pth").symlink_to(tmp_path / "gone.pth")
     (folder / "loop.pth").symlink_to(folder / "loop.pth")
-    entries = _by_name(discover_models(folder))
+    entries = _by_name(discover_files(folder))
     assert set(entries) == {"real.safetensors", "alias.safetensors"}
     assert entries["alias.safetensors"].path == (folder / "real.safetensors").resolve()
 
@@ -123,25 +129,25 @@ def test_default_folder_comes_from_the_environment(
     folder = tmp_path / "env_models"
     save_native(build("lite", 19), folder / "a.safetensors")
     monkeypatch.setenv("HMSA_MODELS_DIR", str(folder))
-    assert [e.name for e in discover_models()] == ["a.safetensors"]
+    assert [e.name for e in discover_files()] == ["a.safetensors"]
     monkeypatch.delenv("HMSA_MODELS_DIR")
     monkeypatch.chdir(tmp_path)
     save_native(build("lite", 19), tmp_path / "models" / "b.safetensors")
-    assert [e.name for e in discover_models()] == ["b.safetensors"]
+    assert [e.name for e in discover_files()] == ["b.safetensors"]
 
 
 def test_changed_file_is_described_afresh(no_bundled: Path, tmp_path: Path) -> None:
     path = tmp_path / "models" / "m.safetensors"
     save_native(build("lite", 19), path)
-    assert discover_models(path.parent)[0].num_classes == 19
+    assert discover_files(path.parent)[0].num_classes == 19
     save_native(build("lite", 5), path)
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    assert discover_models(path.parent)[0].num_classes == 5
+    assert discover_files(path.parent)[0].num_classes == 5
 
 
 def test_entries_are_immutable(no_bundled: Path, tmp_path: Path) -> None:
     save_native(build("lite", 19), tmp_path / "m" / "x.safetensors")
-    (entry,) = discover_models(tmp_path / "m")
+    (entry,) = discover_files(tmp_path / "m")
     with pytest.raises(AttributeError):
         entry.name = "other"  # type: ignore[misc]

@@ -66,7 +66,7 @@ def model(
 def full(model: MultiScaleSegmenter, golden: dict) -> InferenceResult:
     """Every distinct scale run once; each cascade is then a re-merge without forward passes."""
     image = torch.from_numpy(golden["input"])
-    return hmsa_core.infer(image, ALL_SCALES, model=model, cache=None)
+    return hmsa_core.infer(image, ALL_SCALES, model=model, cache=None, precision="fp32")
 
 
 def _cascade(name: str) -> tuple[float, ...]:
@@ -127,7 +127,8 @@ def test_infer_on_the_cityscapes_cascade_matches_directly(
 ) -> None:
     """The public ``infer`` call itself (no re-merge) on the Cityscapes eval cascade."""
     result = hmsa_core.infer(
-        torch.from_numpy(golden["input"]), (0.5, 1.0, 2.0), model=model, cache=None
+        torch.from_numpy(golden["input"]), (0.5, 1.0, 2.0), model=model, cache=None,
+        precision="fp32",
     )
     assert _rel_error(result.logits.unsqueeze(0), golden["pred__0.5_1.0_2.0"]) <= REL_TOL
     assert result.per_scale[2.0].attention is not None  # computed, though never used in the mix

@@ -7,6 +7,7 @@ import sys
 
 # name -> module under analysis.bench providing ``main(argv: list[str]) -> int``.
 BENCHMARKS: dict[str, str] = {
+    "gpu": "gpu",
     "merge": "merge",
     "official": "official",
     "speed": "speed",

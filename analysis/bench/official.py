@@ -1,6 +1,12 @@
-"""Benchmark of the official HMSA model (HRNetV2-W48 + OCR): time, FLOPs and memory per scale.
+"""Benchmark of the official HMSA model (HRNetV2-W48 + OCR): precision, tiling and gating side
+by side, or time, FLOPs and memory per scale.
 
-``python -m analysis.bench official [--size 256x512] [--cascades "1" "0.5,1,2" ...]``
+``python -m analysis.bench official [--size 512x1024] [--scales 0.5,1,2]`` runs one
+``infer`` per configuration, each in its own subprocess (so each peak RSS is its own):
+fp32 vs auto precision, untiled vs tiled, gate 0 vs 0.02 vs 0.05, and prints time, FLOPs
+spent and saved, peak RSS and argmax agreement with the fp32 untiled ungated result.
+
+``python -m analysis.bench official --per-scale [--size 256x512] [--cascades "1" "0.5,1,2"]``
 
 Every distinct scale of the requested cascades is run ``--repeats`` times (median seconds);
 each cascade's table is assembled from those passes, as passes at different scales are
@@ -125,7 +131,12 @@ def full_pass_line(model: MultiScaleSegmenter) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Runs the benchmark and prints its tables; returns 0."""
+    """Runs the benchmark and prints its tables; returns 0 (2 on bad input)."""
+    if "--per-scale" not in argv:
+        from analysis.bench.official_compare import main as compare_main
+
+        return compare_main(argv)
+    argv = [a for a in argv if a != "--per-scale"]
     parser = argparse.ArgumentParser(prog="python -m analysis.bench official", description=__doc__)
     parser.add_argument("--size", default="256x512", help="1.0 input size HxW (default 256x512)")
     parser.add_argument(
@@ -136,12 +147,17 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--checkpoint", default=None, help="weights file (default: random init)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--precision", default="fp32", help="CPU precision (default fp32)")
     args = parser.parse_args(argv)
     size = parse_size(args.size)
     cascades = [parse_scales(c) for c in args.cascades]
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     on_cuda = device.type == "cuda"
-    precision = "bf16" if on_cuda else "fp32"
+    precision = "bf16" if on_cuda else args.precision
+    if precision == "auto":
+        from hmsa_core.precision import resolve_precision
+
+        precision = resolve_precision("auto", device)
     repeats = args.repeats or (5 if on_cuda else 1)
     if on_cuda:
         torch.backends.cudnn.benchmark = True

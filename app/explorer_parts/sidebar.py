@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from app import common
+from app.explorer_parts import sharing
 from hmsa_core.discovery import ModelEntry
 from hmsa_core.limits import limits_from_env
 from hmsa_core.models import MultiScaleSegmenter
@@ -36,6 +37,8 @@ class Choices:
         methods: methods to compare.
         auto_run: run forward passes as soon as the inputs change.
         errors: user-facing messages of everything that was wrong.
+        precision: ``"auto"`` (bf16 where the hardware has it) or ``"fp32"`` (exact).
+        gate: attention-gating threshold (0: every pass runs whole).
     """
 
     entry: ModelEntry | None = None
@@ -48,11 +51,45 @@ class Choices:
     methods: tuple[str, ...] = ()
     auto_run: bool = True
     errors: list[str] = field(default_factory=list)
+    precision: str = "auto"
+    gate: float = 0.0
 
     @property
     def ready(self) -> bool:
         """Returns True when a model, an image and a valid cascade are all chosen."""
         return self.model is not None and self.image is not None and bool(self.scales)
+
+
+#: Session-state key holding the name of the pretrained model whose download was cancelled.
+CANCELLED_DOWNLOAD = "cancelled_download"
+
+
+def _cancel_download(name: str) -> None:
+    st.session_state[CANCELLED_DOWNLOAD] = name
+
+
+def _resume_download() -> None:
+    st.session_state.pop(CANCELLED_DOWNLOAD, None)
+
+
+def _download_progress(name: str) -> tuple[object, common.ProgressCallback]:
+    """Draws a cancel button and a progress bar; returns the bar and its byte callback.
+
+    Pressing the button reruns the page, which stops this run's download at its next chunk
+    (the part already fetched is kept for a resume)."""
+    st.button("Cancel download", key="cancel_download", on_click=_cancel_download, args=(name,))
+    bar = st.progress(0.0, text=f"Downloading {name}...")
+    shown = [-1]
+
+    def update(done: int, total: int | None) -> None:
+        percent = int(100 * done / total) if total else -1
+        if percent == shown[0] and total:
+            return
+        shown[0] = percent
+        size = f"{done / 1e6:.0f} of {total / 1e6:.0f} MB" if total else f"{done / 1e6:.0f} MB"
+        bar.progress(max(0, percent) / 100, text=f"Downloading {name}: {size}")
+
+    return bar, update
 
 
 def _model_section(choices: Choices) -> None:
@@ -61,11 +98,28 @@ def _model_section(choices: Choices) -> None:
     if not entries:
         choices.errors.append("No model is available: train the bundled one (see README.md).")
         return
-    names = [e.name for e in entries]
-    name = st.selectbox("Model", names, key="model_name")
-    entry = entries[names.index(name)]
+    by_name = {e.name: e for e in entries}
+    name = st.selectbox(
+        "Model", list(by_name), key="model_name", format_func=lambda n: by_name[n].summary or n
+    )
+    entry = by_name[name]
     choices.entry = entry
     st.caption(common.describe_model(entry))
+    if entry.kind == "pretrained" and not entry.downloaded:
+        if st.session_state.get(CANCELLED_DOWNLOAD) == entry.name:
+            st.button("Resume download", key="resume_download", on_click=_resume_download)
+            choices.errors.append(
+                f"The download of {entry.name!r} was cancelled; press 'Resume download' to "
+                "continue where it stopped, or pick another model."
+            )
+            return
+        bar, update = _download_progress(entry.name)
+        try:
+            choices.model = common.get_model(entry, progress=update)
+        except ValueError as exc:
+            choices.errors.append(str(exc))
+        bar.empty()  # type: ignore[attr-defined]
+        return
     try:
         with st.spinner(f"Loading {entry.name}..."):
             choices.model = common.get_model(entry)
@@ -83,17 +137,32 @@ def _image_section(choices: Choices) -> tuple[object | None, tuple[int, int] | N
     st.subheader("Image")
     samples = common.list_samples()
     sources = [SOURCE_SAMPLE, SOURCE_UPLOAD] if samples else [SOURCE_UPLOAD]
+    opened: sharing.OpenedImage | None = st.session_state.get(sharing.OPENED_IMAGE)
+    if opened is not None:
+        sources.append(sharing.SOURCE_DATASET)
     source = st.radio("Source", sources, key="image_source", horizontal=True)
     image_source: object | None = None
     mask_source: object | None = None
     if source == SOURCE_SAMPLE:
-        names = [s.name for s in samples]
-        picked = samples[names.index(st.selectbox("Sample", names, key="sample_name"))]
+        by_name = {s.name: s for s in samples}
+        name = st.selectbox(
+            "Sample", list(by_name), key="sample_name", format_func=lambda n: by_name[n].label
+        )
+        picked = by_name[name]
         image_source, choices.image_name = picked.image_path, picked.name
         if picked.mask_path is not None and st.checkbox(
             "Use the sample's mask", value=True, key="use_sample_mask"
         ):
             mask_source = picked.mask_path
+        elif picked.mask_path is None:
+            st.caption("No ground truth for this image: no scores, only predictions.")
+    elif source == sharing.SOURCE_DATASET and opened is not None:
+        image_source, choices.image_name = opened.rgb, opened.name
+        st.caption(f"{opened.name}, opened from the dataset page")
+        if opened.mask is not None and st.checkbox(
+            "Use its mask", value=True, key="use_dataset_mask"
+        ):
+            mask_source = opened.mask
     else:
         upload = st.file_uploader(
             "Image (PNG, JPEG, WebP, TIFF)",
@@ -186,6 +255,37 @@ def _methods_section(choices: Choices) -> None:
     )
 
 
+#: The precisions the explorer offers (``"auto"`` resolves per machine).
+PRECISION_OPTIONS = ("auto", "fp32")
+#: The largest attention gate the slider offers.
+MAX_GATE = 0.5
+
+
+def _speed_section(choices: Choices) -> None:
+    """Precision and attention gating: how the passes run, not what the model is."""
+    st.subheader("Speed")
+    choices.precision = st.radio(
+        "Precision",
+        PRECISION_OPTIONS,
+        horizontal=True,
+        key="precision",
+        help="auto: bfloat16 + channels-last on CPUs with native bf16 and on GPUs, else fp32; "
+        "fp32: exact",
+    )
+    choices.gate = float(
+        st.slider(
+            "Attention gate",
+            0.0,
+            MAX_GATE,
+            0.0,
+            0.01,
+            key="gate",
+            help="skip the tiles of a scale where the lower scales leave it a weight of at most "
+            "this (hierarchical merge only); 0: every pass runs whole",
+        )
+    )
+
+
 def render() -> Choices:
     """Draws the sidebar and returns the user's :class:`Choices` (errors collected, not raised)."""
     choices = Choices()
@@ -195,4 +295,5 @@ def render() -> Choices:
         _mask(choices, mask_source, original)
         _cascade_section(choices)
         _methods_section(choices)
+        _speed_section(choices)
     return choices

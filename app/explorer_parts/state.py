@@ -17,9 +17,10 @@ import numpy as np
 
 import hmsa_core
 from hmsa_core.cost import CascadeCost
-from hmsa_core.inference import InferenceResult
+from hmsa_core.inference import InferenceResult, model_device
 from hmsa_core.limits import InputLimits, limits_from_env
 from hmsa_core.models import MultiScaleSegmenter
+from hmsa_core.precision import resolve_precision
 
 T = TypeVar("T")
 
@@ -32,6 +33,9 @@ SERIAL = "hmsa_result_serial"
 DERIVED = "hmsa_derived"
 FORWARD_PASSES = "hmsa_forward_passes"
 LAST_SOURCE = "hmsa_last_source"
+#: model key -> (image key, result): per-scale outputs of other models this session holds
+#: (the model-against-model view keeps them; see :mod:`app.explorer_parts.compare`).
+HELD_BASES = "hmsa_compare_bases"
 
 #: ``(scale, index, total, cached)`` progress callback, as :func:`hmsa_core.infer` calls it.
 Progress = Callable[[float, int, int, bool], None]
@@ -47,12 +51,16 @@ class RunRequest:
         image_key: identity of the input pixels (see :func:`app.common.image_key`).
         scales: the cascade, ascending.
         method: the merge method shown.
+        precision: the precision asked for (``"auto"`` or ``"fp32"``).
+        gate: the attention-gating threshold (0: ungated).
     """
 
     model_key: str
     image_key: str
     scales: tuple[float, ...]
     method: str
+    precision: str = "auto"
+    gate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -96,9 +104,17 @@ def current(state: MutableMapping[str, Any], request: RunRequest) -> RunOutcome 
     return None
 
 
-def needs_forward_pass(state: MutableMapping[str, Any], request: RunRequest) -> bool:
-    """Returns True when some scale of ``request`` has not been computed for its model and image."""
-    done = computed_scales(state, request.model_key, request.image_key)
+def needs_forward_pass(
+    state: MutableMapping[str, Any],
+    request: RunRequest,
+    model: MultiScaleSegmenter | None = None,
+) -> bool:
+    """Returns True when some scale of ``request`` has not been computed for its model and image
+    (with ``model``: in the request's precision, and always for a gated request)."""
+    if model is not None:
+        done = computed_scales_in(state, request, model)
+    else:
+        done = computed_scales(state, request.model_key, request.image_key)
     return not set(request.scales) <= done
 
 
@@ -149,8 +165,15 @@ def run(
     same = current(state, request)
     if same is not None:
         return same
+    if request.gate > 0:  # a gated cascade depends on all its scales: never re-merged
+        return _run_gated(state, request, model, image, progress, limits)
     ident = (request.model_key, request.image_key)
     base: InferenceResult | None = state.get(BASE) if state.get(BASE_ID) == ident else None
+    held = state.get(HELD_BASES, {}).get(request.model_key)
+    if base is None and held is not None and held[0] == request.image_key:
+        base = held[1]  # scales a model comparison computed for this model and image
+    if base is not None and not _ran_in(base, request.precision, model):
+        base = None  # stored passes of another precision are never shown for this one
     if base is not None and set(request.scales) <= set(base.per_scale):
         merged = base.remerge(request.method, request.scales, model=model)
         return _store(state, request, replace(merged, cost=_all_cached(merged.cost)), "remerge")
@@ -167,12 +190,67 @@ def run(
     # Merge with "mean" (every model can), then the requested method from the outputs:
     # a method the model cannot merge fails after the passes are stored, not before.
     fresh = hmsa_core.extend(
-        base, image, wanted, model, method="mean", progress=counting, limits=limits
+        base,
+        image,
+        wanted,
+        model,
+        method="mean",
+        progress=counting,
+        limits=limits,
+        precision=request.precision,
     )
     state[BASE] = fresh
     state[BASE_ID] = ident
     chosen = fresh.remerge(request.method, request.scales, model=model)
     return _store(state, request, chosen, "infer")
+
+
+def _ran_in(result: InferenceResult, precision: str, model: MultiScaleSegmenter) -> bool:
+    """Returns True when every pass of ``result`` ran in what ``precision`` resolves to for
+    ``model`` and none was gated."""
+    ran = resolve_precision(precision, model_device(model))
+    return all(r.cost.precision == ran and r.computed is None for r in result.per_scale.values())
+
+
+def computed_scales_in(
+    state: MutableMapping[str, Any], request: RunRequest, model: MultiScaleSegmenter
+) -> set[float]:
+    """Returns the scales stored for the request's model and image in its precision (none for
+    a gated request, which always runs its cascade)."""
+    base: InferenceResult | None = state.get(BASE)
+    if request.gate > 0 or base is None or not _ran_in(base, request.precision, model):
+        return set()
+    return computed_scales(state, request.model_key, request.image_key)
+
+
+def _run_gated(
+    state: MutableMapping[str, Any],
+    request: RunRequest,
+    model: MultiScaleSegmenter,
+    image: np.ndarray,
+    progress: Progress | None,
+    limits: InputLimits | None,
+) -> RunOutcome:
+    """Returns the outcome of a gated request: the cascade run as asked (the shared per-scale
+    cache serves what it holds); the stored base of ungated scales is left as it is."""
+
+    def counting(scale: float, index: int, total: int, cached: bool) -> None:
+        if not cached:
+            state[FORWARD_PASSES] = forward_passes(state) + 1
+        if progress is not None:
+            progress(scale, index, total, cached)
+
+    result = hmsa_core.infer(
+        image,
+        request.scales,
+        model=model,
+        method=request.method,
+        precision=request.precision,
+        gate=request.gate,
+        progress=counting,
+        limits=limits or limits_from_env(),
+    )
+    return _store(state, request, result, "infer")
 
 
 def derived(state: MutableMapping[str, Any], key: Any, make: Callable[[], T]) -> T:

@@ -33,6 +33,7 @@ TAB_NAMES: tuple[str, ...] = (
     "Pareto",
     "Attribution",
     "Downloads",
+    "Model vs model",
 )
 #: Session key of the open tab's label.
 TAB_KEY = "result_tab"
@@ -142,6 +143,20 @@ def scales_view(ctx: ViewContext) -> None:
         "much that scale decided each pixel after the hierarchical chain (weights sum to 1)."
     )
     _chart(scale_grid_figure(ctx.result), "fig_scales")
+    skipped_view(ctx)
+
+
+def skipped_view(ctx: ViewContext) -> None:
+    """Each gated scale's input with the tiles attention gating skipped tinted red."""
+    from analysis.skipped_tiles import skipped_panels
+
+    panels = skipped_panels(ctx.result)
+    if not panels:
+        return
+    st.markdown("**Attention gating: skipped tiles per scale**")
+    cols = st.columns(len(panels))
+    for col, (image, caption) in zip(cols, panels):
+        col.image(image, caption=caption, width="stretch")
 
 
 def methods_view(ctx: ViewContext) -> None:
@@ -217,7 +232,8 @@ def cost_view(ctx: ViewContext) -> None:
     cached = len(cost.cached_scales)
     st.caption(
         f"{cost.gflops:.2f} GFLOPs in all; {cached} of {len(cost.per_scale)} scale(s) served "
-        f"from the cache; {cost.seconds:.3f} s of forward passes spent now."
+        f"from the cache; {cost.seconds:.3f} s of forward passes spent now; ran in "
+        f"{'/'.join(cost.precisions)}; {cost.gflops_saved:.2f} GFLOPs saved by gating."
     )
     rows = pd.DataFrame(cost_rows(cost, total=True))
     rows["scale"] = rows["scale"].map(lambda s: s if isinstance(s, str) else f"{s:g}")
@@ -418,6 +434,13 @@ def downloads_view(ctx: ViewContext) -> None:
     )
 
 
+def models_view(ctx: ViewContext) -> None:
+    """The displayed result beside another model's (see :mod:`app.explorer_parts.compare`)."""
+    from app.explorer_parts.compare import compare_view
+
+    compare_view(ctx)
+
+
 VIEWS: tuple[Callable[[ViewContext], None], ...] = (
     overlay_view,
     scales_view,
@@ -428,6 +451,7 @@ VIEWS: tuple[Callable[[ViewContext], None], ...] = (
     pareto_view,
     attribution_view,
     downloads_view,
+    models_view,
 )
 
 

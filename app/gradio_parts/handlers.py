@@ -31,8 +31,19 @@ from analysis.exports import (
 )
 from analysis.figures import cost_figure, iou_bars_figure, method_comparison_figure
 from analysis.metrics import score_prediction
+from analysis.skipped_tiles import skipped_panels
 from app import common
-from app.gradio_parts.views import annotated_value, color_map, mask_rgb, scale_gallery
+from app.gradio_parts import zerogpu
+from app.gradio_parts.held_result import HeldResult
+from app.gradio_parts.views import (
+    annotated_value,
+    class_areas,
+    class_choices,
+    color_map,
+    mask_rgb,
+    scale_gallery,
+    slider_value,
+)
 from hmsa_core.discovery import ModelEntry
 from hmsa_core.images import load_mask
 from hmsa_core.inference import InferenceResult, ProgressFn
@@ -68,6 +79,17 @@ def scale_progress(progress: gr.Progress) -> ProgressFn:
     def report(scale: float, index: int, total: int, cached: bool) -> None:
         source = "from cache" if cached else "computed"
         progress((index + 1, total), desc=f"scale {scale:g} {source}", unit="scales")
+
+    return report
+
+
+def download_progress(progress: gr.Progress, name: str) -> common.ProgressCallback:
+    """Returns a download callback ``(done_bytes, total_bytes or None)`` that moves ``progress``."""
+
+    def report(done: int, total: int | None) -> None:
+        size = f"{done / 1e6:.0f} of {total / 1e6:.0f} MB" if total else f"{done / 1e6:.0f} MB"
+        fraction = done / total if total else (done // 10**6, None)
+        progress(fraction, desc=f"downloading {name}: {size}", unit="MB")
 
     return report
 
@@ -157,6 +179,11 @@ class Handlers:
         """Returns the names of the selectable models, the default first."""
         return [e.name for e in self.entries()]
 
+    def model_choices(self) -> list[tuple[str, str]]:
+        """Returns ``(label, name)`` of the selectable models for the menu: a pretrained entry's
+        label says what its download costs (see :attr:`ModelEntry.summary`)."""
+        return [(e.summary or e.name, e.name) for e in self.entries()]
+
     def entry(self, name: str | None) -> ModelEntry:
         """Returns the entry called ``name`` (empty: the first, the bundled default).
 
@@ -170,6 +197,14 @@ class Handlers:
             return entries[0]
         return common.find_model(name, entries)
 
+    def weights_key(self, name: object) -> str:
+        """Returns a string that changes when the weights behind the model called ``name``
+        change (:func:`app.common.model_key`); ``""`` for a name that is not listed."""
+        try:
+            return common.model_key(self.entry(name if isinstance(name, str) else None))
+        except ValueError:
+            return ""
+
     def describe(self, name: str | None) -> str:
         """Returns the Markdown description of a model: what it is and what it was trained on."""
         try:
@@ -177,20 +212,28 @@ class Handlers:
         except ValueError as exc:
             return f"**{exc}**"
         note = common.training_note(entry)
-        warn = "⚠️ " if common.is_untrained(entry) or entry.error else ""
+        warn = "⚠️ " if entry.error else ""
         return f"{warn}`{entry.name}`: {common.describe_model(entry)}. {note}"
 
-    def model_changed(self, name: str | None, scales: Sequence[float], method: str | None) -> tuple:
+    def model_changed(
+        self,
+        name: str | None,
+        scales: Sequence[float],
+        method: str | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008  (gradio's progress idiom)
+    ) -> tuple:
         """Returns ``(method dropdown update, model description)`` after the model or cascade changed.
 
         The dropdown lists the merges this model can do on the cascade, keeping ``method`` when
-        still possible, else the model's own merge.
+        still possible, else the model's own merge. A pretrained model not downloaded yet is
+        downloaded here, reporting through ``progress``; a failure is shown in the description.
         """
         description = self.describe(name)
         try:
-            model = common.get_model(self.entry(name))
-        except ValueError:
-            return gr.Dropdown(), description
+            entry = self.entry(name)
+            model = common.get_model(entry, progress=download_progress(progress, entry.name))
+        except ValueError as exc:
+            return gr.Dropdown(), f"{description}\n\n**{exc}**"
         options = common.method_options(model, [float(s) for s in scales or ()])
         value = method if method in options else options[0]
         return gr.Dropdown(choices=options, value=value), description
@@ -248,6 +291,8 @@ class Handlers:
         max_side: float | None,
         progress: gr.Progress,
         extra_scales: str = "",
+        precision: str = "auto",
+        gate: float = 0.0,
     ) -> Run:
         """Returns the :class:`Run` of one request: read the image, load the model, read and
         check the mask and the cascade, then run the cascade (per-scale passes shared across
@@ -265,7 +310,7 @@ class Handlers:
         loaded = common.load_image(image_path, side, limits)
         progress(0, desc="loading model")
         entry = self.entry(model_name)
-        model = common.get_model(entry)
+        model = common.get_model(entry, progress=download_progress(progress, entry.name))
         gt = common.read_mask(file_path(mask), loaded.size, model.labels, loaded.original_size)
         toggled = coerce_scales(scales)
         if isinstance(toggled, str):
@@ -274,11 +319,13 @@ class Handlers:
             toggled, extra_scales, loaded.size, model.min_input_side, limits
         )
         chosen = method or common.default_method(model)
-        result = hmsa_core.infer(
+        result = zerogpu.infer(
             loaded.rgb,
             cascade,
             model=model,
             method=chosen,
+            precision=precision or "auto",
+            gate=float(gate or 0.0),
             progress=scale_progress(progress),
             limits=limits,
         )
@@ -295,13 +342,25 @@ class Handlers:
         method: str,
         model_name: str,
         max_side: float,
+        precision: str = "auto",
+        gate: float = 0.0,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects the tracker)
     ) -> tuple:
         """Returns every output of the page for one image: overlay, per-scale gallery, summary,
-        method comparison, IoU table and bars, cost table and bars, downloads."""
+        method comparison, IoU table and bars, cost table and bars, downloads, before/after
+        slider, per-class toggles and the held result (see :meth:`_class_views`)."""
         with user_errors():
             run = self.run(
-                image, mask, scales, method, model_name, max_side, progress, extra_scales
+                image,
+                mask,
+                scales,
+                method,
+                model_name,
+                max_side,
+                progress,
+                extra_scales,
+                precision,
+                gate,
             )
             progress(1.0, desc="comparing merge methods")
             comparison = compare_methods(run.result, COMPARED_METHODS, gt=run.gt, model=run.model)
@@ -315,7 +374,7 @@ class Handlers:
             )
             return (
                 overlay,
-                scale_gallery(run.result),
+                scale_gallery(run.result) + skipped_panels(run.result),
                 self._summary(run, comparison),
                 method_comparison_figure(comparison, columns=3),
                 iou_df,
@@ -323,7 +382,18 @@ class Handlers:
                 pd.DataFrame(cost_rows(cost, total=True)),
                 cost_figure(cost),
                 files,
+                *self._class_views(run.result),
             )
+
+    def _class_views(self, result: InferenceResult) -> tuple:
+        """Returns ``(before/after slider value, per-class toggles update, held result)``: every
+        class present shown, the toggles listing them largest first."""
+        held = HeldResult.of(result)
+        toggles = gr.CheckboxGroup(
+            choices=class_choices(held.pred, held.labels),
+            value=[cid for cid, _ in class_areas(held.pred, held.labels)],
+        )
+        return slider_value(held.image, held.pred, held.labels), toggles, held
 
     def _downloads(self, run: Run, comparison: MethodComparison) -> list[str]:
         stem = run.image_name
@@ -341,6 +411,8 @@ class Handlers:
         method: str,
         model_name: str,
         max_side: float,
+        precision: str = "auto",
+        gate: float = 0.0,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects the tracker)
     ) -> str:
         """Returns the path of the run's arrays as ``.npz`` (merged and per-scale logits,
@@ -348,7 +420,16 @@ class Handlers:
         the merge and the compression run."""
         with user_errors():
             run = self.run(
-                image, mask, scales, method, model_name, max_side, progress, extra_scales
+                image,
+                mask,
+                scales,
+                method,
+                model_name,
+                max_side,
+                progress,
+                extra_scales,
+                precision,
+                gate,
             )
             progress(1.0, desc="compressing arrays")
             return cached_file(arrays_npz_bytes(run.result), f"{run.image_name}_arrays.npz")
@@ -365,14 +446,13 @@ class Handlers:
             f"**{run.entry.name}** · `{result.method}` over "
             f"({common.format_cascade(result.scales)}) · {size}",
             f"{cost.gflops:.2f} GFLOPs · {cost.seconds:.2f} s of forward passes · "
+            f"ran in {'/'.join(cost.precisions)} · {cost.gflops_saved:.2f} GFLOPs saved by gating · "
             + (
                 f"scales {common.format_cascade(cached)} from the cache"
                 if cached
                 else "no scale from the cache"
             ),
         ]
-        if common.is_untrained(run.entry):
-            lines.append("⚠️ untrained model (random weights): predictions are meaningless")
         if comparison.scores is not None:
             scored = ", ".join(
                 f"{m} {s.miou:.1%}" for m, s in comparison.scores.items() if not math.isnan(s.miou)
@@ -385,6 +465,45 @@ class Handlers:
                 "Skipped: " + "; ".join(f"{m}: {why}" for m, why in comparison.skipped.items())
             )
         return "  \n".join(lines)
+
+    def memory_estimate(
+        self,
+        image: object,
+        scales: object,
+        extra_scales: str,
+        model_name: str | None,
+        max_side: float | None,
+        precision: str | None,
+    ) -> str:
+        """Returns the Markdown line of what the next run will cost before it runs: GFLOPs and
+        the peak memory of its largest pass, with the tiling (``HMSA_MAX_TILE_PIXELS``) and
+        precision that will run; a short note instead when an input is missing or wrong."""
+        try:
+            path = file_path(image)
+            if path is None:
+                return "Expected cost: pick an image first."
+            limits = limits_from_env()
+            entry = self.entry(model_name)
+            if entry.kind == "pretrained" and not entry.downloaded:
+                return "Expected cost: shown once the model is downloaded (press Segment)."
+            loaded = common.load_image(path, int(max_side) if max_side else None, limits)
+            model = common.get_model(entry)
+            toggled = coerce_scales(scales)
+            if isinstance(toggled, str):
+                toggled, extra_scales = (), f"{toggled} {extra_scales}"
+            cascade = common.build_cascade(
+                toggled, extra_scales or "", loaded.size, model.min_input_side, limits
+            )
+            cost = hmsa_core.estimate_cascade(
+                model, loaded.size, cascade, precision=precision or "auto", limits=limits
+            )
+        except ValueError as exc:
+            return f"Expected cost: {exc}"
+        return (
+            f"Expected cost: {cost.gflops:.2f} GFLOPs · peak memory of the largest pass about "
+            f"{cost.peak_bytes / 2**20:,.0f} MB in {'/'.join(cost.precisions)} "
+            "(before gating skips anything)"
+        )
 
     # ------------------------------------------------------------------ API
 

@@ -40,7 +40,9 @@ class TrainConfig:
         seed: seed of data order, augmentation and initialisation.
         out: output folder (checkpoint, final weights, log).
         resume: continue from ``out/checkpoint.pt`` when it exists.
-        threads: torch intra-op threads per process.
+        threads: torch intra-op threads per process. Part of the recipe: CPU kernels split
+            their sums by thread count, so the weights are bit-identical between runs with the
+            same threads and differ (slightly) between thread counts; a resume must keep it.
         data_seed: the SynthScapes dataset seed.
         stop_after: stop (checkpointed) once this many steps are done, to train in chunks on
             a shared machine and ``resume`` later; 0 runs to ``steps``. The schedule always
@@ -112,7 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m hmsa_core.train",
-        description="Train an HMSA (two-scale) or explicit-attention model on SynthScapes.",
+        description="Train an HMSA (two-scale) or explicit-attention model on SynthScapes. "
+        "Same flags (threads included), same weights, bit for bit, on CPU.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example (the bundled hmsa-lite recipe, assets/models/README.md):\n"
+        "  python -m hmsa_core.train --arch lite --steps 500 --batch 8 --crop 192x384 --lr 0.03 \\\n"
+        "      --class-uniform 0.5 --class-weight-power 0.5 --train-scenes 300 --val-scenes 20 \\\n"
+        "      --val-every 250 --out runs/hmsa_lite_final",
     )
     p.add_argument("--arch", default=d.arch, help="lite (HMSA) or explicit_lite")
     p.add_argument("--hparams", default="{}", help="JSON dict of architecture hyper-parameters")

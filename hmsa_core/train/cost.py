@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from hmsa_core.cost import LiveBytesMode, param_bytes
 from hmsa_core.labels import IGNORE_INDEX
 from hmsa_core.models.registry import build
+from hmsa_core.train.step import StepModule
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,6 @@ def _step_runner(
     arch: str, hparams: dict, crop: tuple[int, int], batch: int, device: torch.device, seed: int
 ):  # type: ignore[no-untyped-def]
     """Returns ``(model, step scales, run)``: ``run()`` does one forward + backward."""
-    from hmsa_core.train.loop import StepModule
-
     torch.manual_seed(seed)
     model = build(arch, **hparams).to(device).train()
     step = StepModule(model)

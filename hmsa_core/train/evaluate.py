@@ -1,14 +1,16 @@
-"""Validation during training: the mIoU of a few cascades on SynthScapes val.
+"""Validation during training: the scorer is passed in, never imported from a layer above.
 
-Scoring is :func:`analysis.sweep.sweep` (one forward pass per scale per image, every row
-merged from the same outputs), the same code that produces the README's reproduction table
-(``python -m analysis.sweep`` + ``python -m analysis.reproduction``), so the numbers stored in
-a checkpoint's metadata and the ones in the table are computed alike.
+The engine does not score: a *scorer* ``scorer(model, samples, rows)`` returns row name ->
+``{"miou", "pixel_accuracy", "per_class_iou"}``. The analysis layer provides the one this
+project uses (:func:`analysis.train_validation.validation_scores`, the code that makes the
+README's reproduction table) and registers it under the entry-point group
+:data:`SCORER_GROUP`, which ``python -m hmsa_core.train`` looks up with :func:`installed_scorer`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 
 from hmsa_core.data.sample import SegmentationSample
 from hmsa_core.models.base import MultiScaleSegmenter
@@ -16,17 +18,15 @@ from hmsa_core.models.base import MultiScaleSegmenter
 #: A validation row: (name, cascade, merge method).
 ValRow = tuple[str, tuple[float, ...], str]
 
+#: ``scorer(model, samples, rows)`` -> row name -> ``{"miou", "pixel_accuracy", "per_class_iou"}``.
+Scorer = Callable[[MultiScaleSegmenter, Sequence[SegmentationSample], Sequence[ValRow]], dict]
 
-def validation_scores(
-    model: MultiScaleSegmenter, samples: Sequence[SegmentationSample], rows: Sequence[ValRow]
-) -> dict[str, dict]:
-    """Returns row name -> ``{"miou", "pixel_accuracy", "per_class_iou"}`` over ``samples``.
+#: Entry-point group of validation scorers (the first one by name is used).
+SCORER_GROUP = "hmsa_core.validation"
 
-    Runs in this process alone, even inside a DDP process group (rank 0 validates).
-    """
-    from analysis.sweep import sweep
 
-    cascades = list(dict.fromkeys(tuple(sorted(c)) for _, c, _ in rows))
-    methods = list(dict.fromkeys(m for _, _, m in rows))
-    table = sweep(model, samples, cascades, methods, progress=False, shard=False)
-    return {name: table.row(cascade, method).scores_dict() for name, cascade, method in rows}
+def installed_scorer() -> Scorer | None:
+    """Returns the scorer registered under :data:`SCORER_GROUP` (loaded now), or ``None`` when
+    no installed package registers one."""
+    found = sorted(entry_points(group=SCORER_GROUP), key=lambda ep: ep.name)
+    return found[0].load() if found else None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,65 +19,20 @@ from tqdm import tqdm
 from hmsa_core.checkpoints.native import save_native
 from hmsa_core.data.synthscapes import SynthScapes, generate_scene
 from hmsa_core.merge import ExplicitMerger
-from hmsa_core.models.base import MultiScaleSegmenter, rescale_input
+from hmsa_core.models.base import MultiScaleSegmenter
 from hmsa_core.models.registry import build
 from hmsa_core.train import distributed as dist_utils
 from hmsa_core.train.augment import AugmentParams, random_crop
-from hmsa_core.train.config import HMSA_TRAIN_SCALES, TrainConfig
-from hmsa_core.train.losses import class_weights, explicit_loss, hmsa_loss
+from hmsa_core.train.config import TrainConfig
+from hmsa_core.train.cost import compare_recipes
+from hmsa_core.train.evaluate import Scorer, ValRow
+from hmsa_core.train.losses import class_weights
+from hmsa_core.train.step import StepModule
+
+__all__ = ["StepModule", "TrainResult", "train"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 WEIGHTS_NAME = "model.safetensors"
-
-
-class StepModule(nn.Module):
-    """One training forward: the model at every training scale and the recipe's loss.
-
-    HMSA models (with an attention head) train on (0.5, 1.0); explicit-attention models on their
-    ``train_scales``. Wrapping the whole multi-scale forward in one module lets
-    DistributedDataParallel see a single forward per backward.
-    """
-
-    def __init__(
-        self, model: MultiScaleSegmenter, aux_weight: float = 0.4, scale_weight: float = 0.05
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.explicit = isinstance(model, ExplicitMerger)
-        if self.explicit:
-            self.scales: tuple[float, ...] = tuple(model.train_scales)  # type: ignore[attr-defined]
-        elif model.has_attention:
-            self.scales = HMSA_TRAIN_SCALES
-        else:
-            raise ValueError(
-                f"architecture {model.arch!r} has neither scale attention nor an "
-                "explicit-attention head: nothing to train multi-scale"
-            )
-        self.aux_weight = aux_weight
-        self.scale_weight = scale_weight
-        self.register_buffer("class_weight", None, persistent=False)
-
-    def set_class_weight(self, weight: torch.Tensor | None) -> None:
-        """Sets the ``(C,)`` per-class cross-entropy weight (``None``: plain cross-entropy)."""
-        self.class_weight = weight
-
-    def forward(
-        self, x: torch.Tensor, target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns ``(total loss, main loss, merged logits (B, C, h, w) detached)``.
-
-        ``x`` is the normalised ``(B, 3, h, w)`` crop, ``target`` its ``(B, h, w)`` ids.
-        """
-        outputs = {s: self.model(rescale_input(x, s)) for s in self.scales}
-        if self.explicit:
-            size = (int(x.shape[-2]), int(x.shape[-1]))
-            merged = self.model.merge_explicit(outputs, size).logits  # type: ignore[attr-defined]
-            parts = explicit_loss(merged, outputs, target, self.scale_weight, self.class_weight)
-        else:
-            parts = hmsa_loss(
-                outputs, target, self.aux_weight, self.scale_weight, self.class_weight
-            )
-        return parts.total, parts.main, parts.joint.detach()
 
 
 @dataclass
@@ -169,7 +126,9 @@ def save_checkpoint(
 
 #: Config fields that may differ between a run and its resumption (where and how long to run
 #: this time, how often to report); every other field shapes the training and must match.
-RESUMABLE_CHANGES = frozenset({"out", "resume", "stop_after", "threads", "val_every", "ckpt_every"})
+#: ``threads`` is not among them: CPU kernels split their sums by thread count, so the same
+#: recipe run with 1 and 2 threads ends with different weights.
+RESUMABLE_CHANGES = frozenset({"out", "resume", "stop_after", "val_every", "ckpt_every"})
 
 
 def config_mismatch(saved: str, current: TrainConfig) -> list[str]:
@@ -231,7 +190,7 @@ class TrainResult:
     cost: dict = field(default_factory=dict)
 
 
-def _val_rows(model: MultiScaleSegmenter) -> list[tuple[str, tuple[float, ...], str]]:
+def _val_rows(model: MultiScaleSegmenter) -> list[ValRow]:
     if isinstance(model, ExplicitMerger):
         scales = tuple(model.train_scales)  # type: ignore[attr-defined]
         return [(f"explicit {scales}", scales, "explicit")]
@@ -241,35 +200,63 @@ def _val_rows(model: MultiScaleSegmenter) -> list[tuple[str, tuple[float, ...], 
     ]
 
 
-def validate(model: MultiScaleSegmenter, cfg: TrainConfig, final: bool = False) -> dict:
-    """Returns val scores by row: HMSA (0.5, 1) (and (0.5, 1, 2) when ``final``), or explicit."""
-    from hmsa_core.train.evaluate import validation_scores
-
-    if cfg.val_scenes == 0:
+def validate(
+    model: MultiScaleSegmenter, cfg: TrainConfig, scorer: Scorer | None, final: bool = False
+) -> dict:
+    """Returns val scores by row from ``scorer``: HMSA (0.5, 1) (and (0.5, 1, 2) when ``final``),
+    or explicit; ``{}`` without a scorer or val scenes."""
+    if scorer is None or cfg.val_scenes == 0:
         return {}
     rows = _val_rows(model)
     if not final:
         rows = rows[:1]
     data = SynthScapes("val", cfg.val_scenes, cfg.scene_size, cfg.data_seed)
-    scores = validation_scores(model, data, rows)
+    scores = scorer(model, data, rows)
     model.train()
     return scores
 
 
 def train(
-    cfg: TrainConfig, command: str = "", measure_cost: bool = True, export: Path | None = None
+    cfg: TrainConfig,
+    command: str = "",
+    measure_cost: bool = True,
+    export: Path | None = None,
+    scorer: Scorer | None = None,
 ) -> TrainResult:
     """Trains ``cfg.arch`` on SynthScapes and returns the :class:`TrainResult`.
 
-    Under torchrun every rank trains on its shard of the scenes with DDP; rank 0 validates,
-    writes ``out/checkpoint.pt`` every ``ckpt_every`` steps and the final
-    ``out/model.safetensors`` (with ``command`` and the metrics in its metadata).
+    Under torchrun every rank trains on its shard of the scenes with DDP; rank 0 validates with
+    ``scorer`` (see :mod:`hmsa_core.train.evaluate`; ``None`` skips validation), writes
+    ``out/checkpoint.pt`` every ``ckpt_every`` steps and the final ``out/model.safetensors``
+    (with ``command`` and the metrics in its metadata).
+
+    The weights depend only on the config: same config (``threads`` included), same bits on
+    CPU; the run is wrapped in :func:`deterministic_kernels`.
     """
     info = dist_utils.setup()
     try:
-        return _train(cfg, info, command, measure_cost, export)
+        with deterministic_kernels():
+            return _train(cfg, info, command, measure_cost, export, scorer)
     finally:
         dist_utils.cleanup(info)
+
+
+@contextlib.contextmanager
+def deterministic_kernels() -> Iterator[None]:
+    """Runs the body with PyTorch's deterministic algorithms (warning where an op has none) and
+    oneDNN's deterministic mode, then restores the previous settings."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.mkldnn.deterministic,
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.mkldnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.mkldnn.deterministic = before[2]
 
 
 def _train(
@@ -278,8 +265,13 @@ def _train(
     command: str,
     measure_cost: bool,
     export: Path | None,
+    scorer: Scorer | None,
 ) -> TrainResult:
     torch.set_num_threads(cfg.threads)
+    if torch.get_num_threads() != cfg.threads:
+        raise ValueError(
+            f"could not run with {cfg.threads} threads (got {torch.get_num_threads()})"
+        )
     if cfg.batch % info.world_size:
         raise ValueError(f"batch {cfg.batch} does not split over {info.world_size} processes")
     local_batch = cfg.batch // info.world_size
@@ -287,8 +279,6 @@ def _train(
 
     cost: dict = {}
     if measure_cost and info.is_main:
-        from hmsa_core.train.cost import compare_recipes
-
         comparison = compare_recipes(cfg.hparams, cfg.crop, cfg.batch, info.device)
         log(comparison.describe())
         cost = comparison.as_metrics()
@@ -353,7 +343,7 @@ def _train(
                 save_checkpoint(ckpt, model, optimizer, step + 1, cfg)
         if cfg.val_every and (step + 1) % cfg.val_every == 0 and not last:
             if info.is_main:
-                scores = validate(model, cfg)
+                scores = validate(model, cfg, scorer)
                 log(
                     f"step {step + 1}: val {json.dumps({k: round(v['miou'], 4) for k, v in scores.items()})}"
                 )
@@ -366,7 +356,7 @@ def _train(
         (cfg.out / f"parameter_digest_rank{info.rank}.txt").write_text(digest)
     dist_utils.broadcast_buffers(model, info)
     if info.is_main:
-        result.val = validate(model, cfg, final=True)
+        result.val = validate(model, cfg, scorer, final=True)
         log(f"final val: {json.dumps({k: round(v['miou'], 4) for k, v in result.val.items()})}")
         steps_run = result.steps - start
         metrics = {

@@ -1,0 +1,215 @@
+"""Side-by-side benchmark of the official model: precision, tiling and attention gating.
+
+``python -m analysis.bench official [--size 512x1024] [--scales 0.5,1,2] [--checkpoint F]``
+
+Each configuration runs one :func:`hmsa_core.infer` in its own subprocess (so each peak RSS
+is that configuration's alone), after a small warm-up cascade. The parent prints time,
+FLOPs spent and saved, peak RSS and the argmax agreement of every configuration with the
+first one (fp32, untiled, ungated). Weights: ``--checkpoint``, else random with a fixed seed
+(the same in every subprocess; random weights time the same as trained ones, but their
+attention is not trained, so gating savings need real weights). Image: SynthScapes val
+image 0 resized to ``--size``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: name -> (precision, tiled, gate); the first is the reference of the agreement column.
+CONFIGS: dict[str, tuple[str, bool, float]] = {
+    "fp32": ("fp32", False, 0.0),
+    "auto": ("auto", False, 0.0),
+    "auto+tiled": ("auto", True, 0.0),
+    "auto+gate0.02": ("auto", False, 0.02),
+    "auto+gate0.05": ("auto", False, 0.05),
+}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One configuration's run.
+
+    Attributes:
+        name: the configuration.
+        precision: what ran (``"fp32"``/``"bf16"``).
+        seconds: wall seconds of the ``infer`` call (including the first, meta-device FLOP
+            count of each new input size: about 2 s per size for this model).
+        pass_seconds: the seconds of the forward passes alone (sum over scales).
+        gflops: FLOPs spent, 1e9.
+        gflops_saved: FLOPs gating skipped, 1e9.
+        peak_rss_mib: the subprocess's peak resident memory, MiB.
+        pred_path: where its ``(H, W)`` prediction was saved (``.npy``).
+        fractions: scale -> fraction computed.
+    """
+
+    name: str
+    precision: str
+    seconds: float
+    pass_seconds: float
+    gflops: float
+    gflops_saved: float
+    peak_rss_mib: float
+    pred_path: str
+    fractions: dict[str, float]
+
+
+def bench_image(size: tuple[int, int]) -> np.ndarray:
+    """Returns the ``(H, W, 3)`` uint8 benchmark image: SynthScapes val 0 resized to ``size``."""
+    from PIL import Image
+
+    from hmsa_core.data.open import open_dataset
+
+    image = np.asarray(open_dataset("synthscapes:val:1")[0].image)
+    if image.shape[:2] != size:
+        image = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+    return image
+
+
+def run_one(spec: dict) -> dict:
+    """Runs one configuration in this process; returns its measurement as a dict."""
+    import torch
+
+    import hmsa_core
+    from analysis.bench.official import load_bench_model
+    from hmsa_core.limits import InputLimits
+
+    torch.manual_seed(0)
+    model = load_bench_model(spec["checkpoint"], torch.device("cpu"))
+    limits = InputLimits(max_tile_pixels=spec["max_tile_pixels"])
+    size = tuple(spec["size"])
+    image = bench_image(size)  # type: ignore[arg-type]
+    warm = image[:128, :256]
+    hmsa_core.infer(warm, (0.5, 1.0), model=model, precision=spec["precision"], cache=None)
+    start = time.perf_counter()
+    result = hmsa_core.infer(
+        image,
+        tuple(spec["scales"]),
+        model=model,
+        precision=spec["precision"],
+        cache=None,
+        limits=limits,
+        gate=spec["gate"],
+    )
+    seconds = time.perf_counter() - start
+    np.save(spec["pred_path"], result.pred.numpy().astype(np.int16))
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "precision": ",".join(result.cost.precisions),
+        "seconds": seconds,
+        "pass_seconds": result.cost.seconds,
+        "gflops": result.cost.gflops,
+        "gflops_saved": result.cost.gflops_saved,
+        "peak_rss_mib": peak_kib / 1024,
+        "fractions": {f"{c.scale:g}": c.computed_fraction for c in result.cost.per_scale},
+    }
+
+
+def measure(name: str, spec: dict) -> Measurement:
+    """Returns the :class:`Measurement` of ``spec`` run in a fresh subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.bench.official_compare", "--one", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"configuration {name!r} failed:\n{proc.stderr[-3000:]}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return Measurement(name=name, pred_path=spec["pred_path"], **data)
+
+
+def format_table(rows: list[Measurement]) -> str:
+    """Returns the markdown table of the measurements (agreement with the first row)."""
+    reference = np.load(rows[0].pred_path)
+    lines = [
+        "| configuration | ran | infer s | passes s | GFLOPs spent | GFLOPs saved "
+        "| computed per scale | peak RSS (MiB) | argmax agreement |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for row in rows:
+        agree = float((np.load(row.pred_path) == reference).mean())
+        fractions = ", ".join(f"{s}: {f:.2f}" for s, f in row.fractions.items())
+        lines.append(
+            f"| {row.name} | {row.precision} | {row.seconds:.2f} | {row.pass_seconds:.2f} | "
+            f"{row.gflops:.0f} | "
+            f"{row.gflops_saved:.0f} | {fractions} | {row.peak_rss_mib:.0f} | {100 * agree:.2f}% |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Runs every configuration and prints the side-by-side table; returns 0 (2 on bad input)."""
+    if argv[:1] == ["--one"]:
+        print(json.dumps(run_one(json.loads(argv[1]))))
+        return 0
+    from analysis.bench.official import parse_size
+    from analysis.cli_args import add_scales_argument
+
+    parser = argparse.ArgumentParser(prog="python -m analysis.bench official", description=__doc__)
+    parser.add_argument("--size", default="512x1024", help="1.0 input size HxW")
+    add_scales_argument(parser)
+    parser.add_argument("--checkpoint", default=None, help="weights file (default: random init)")
+    parser.add_argument(
+        "--tile-pixels",
+        type=int,
+        default=None,
+        help="max_tile_pixels of the tiled configuration (default: a quarter of the 1.0 area)",
+    )
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help=f"comma-separated subset of: {', '.join(CONFIGS)} (the first is the reference)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        size = parse_size(args.size)
+        scales = args.scales
+        names = [n.strip() for n in args.configs.split(",") if n.strip()]
+        unknown = [n for n in names if n not in CONFIGS]
+        if unknown:
+            raise ValueError(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tile_pixels = args.tile_pixels or max(size[0] * size[1] // 4, 300 * 300)
+    untiled = 1 << 40
+    print(
+        f"hrnet48_ocr_mscale, {size[0]}x{size[1]}, cascade {args.scales}, "
+        f"{'weights ' + args.checkpoint if args.checkpoint else 'random weights'}, "
+        f"cpu ({os.cpu_count()} cores), one subprocess per row; tiled rows: "
+        f"max_tile_pixels={tile_pixels:,}",
+        flush=True,
+    )
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(names):
+            precision, tiled, gate = CONFIGS[name]
+            spec = {
+                "checkpoint": args.checkpoint,
+                "size": list(size),
+                "scales": list(scales),
+                "precision": precision,
+                "gate": gate,
+                "max_tile_pixels": tile_pixels if tiled else untiled,
+                "pred_path": str(Path(tmp) / f"pred{i}.npy"),
+            }
+            rows.append(measure(name, spec))
+            print(f"  done: {name} ({rows[-1].seconds:.1f} s)", file=sys.stderr, flush=True)
+        print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,221 @@
+"""Shareable explorer views: the URL query (``?model=...&image=...&cascade=...``) as data.
+
+Pure functions, no Streamlit: :func:`parse_view` turns query parameters into a
+:class:`SharedView` plus a notice for every value it had to drop (unknown model or sample,
+malformed cascade, unknown method or tab, over-long or repeated values); :func:`to_params` is
+the inverse; :func:`widget_values` maps a view onto the explorer's widget keys. Query values
+come from whoever wrote the link: they are only compared with known names and parsed as
+numbers, never used as paths or code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hmsa_core.cascade import parse_scales, validate_scales
+from hmsa_core.limits import InputLimits
+from hmsa_core.merge import parse_method
+
+PARAM_MODEL = "model"
+PARAM_IMAGE = "image"
+PARAM_CASCADE = "cascade"
+PARAM_METHOD = "method"
+PARAM_TAB = "tab"
+#: The query parameters a view is made of, in URL order.
+PARAMS: tuple[str, ...] = (PARAM_MODEL, PARAM_IMAGE, PARAM_CASCADE, PARAM_METHOD, PARAM_TAB)
+#: Longest query value considered; longer ones are dropped with a notice.
+MAX_VALUE_CHARS = 200
+
+#: Widget keys of the explorer's sidebar and tabs that a view sets.
+KEY_MODEL = "model_name"
+KEY_SOURCE = "image_source"
+KEY_SAMPLE = "sample_name"
+KEY_PILLS = "scale_pills"
+KEY_EXTRA = "extra_scales"
+KEY_METHOD = "method"
+
+
+@dataclass(frozen=True)
+class SharedView:
+    """What a link restores; ``None`` leaves that choice at its default.
+
+    Attributes:
+        model: a model menu name.
+        image: a bundled sample's name (file stem).
+        cascade: the scales, ascending.
+        method: a merge method (``hierarchical``, ``mean``, ``max``, ``explicit``,
+            ``single:<s>``).
+        tab: a result tab's label.
+    """
+
+    model: str | None = None
+    image: str | None = None
+    cascade: tuple[float, ...] | None = None
+    method: str | None = None
+    tab: str | None = None
+
+
+@dataclass(frozen=True)
+class KnownNames:
+    """The values a link may name right now.
+
+    Attributes:
+        models: model menu names.
+        samples: bundled sample names.
+        tabs: result tab labels.
+        limits: cascade limits (number of scales, scale range).
+    """
+
+    models: tuple[str, ...]
+    samples: tuple[str, ...]
+    tabs: tuple[str, ...]
+    limits: InputLimits
+
+
+def _shown(value: object) -> str:
+    text = str(value)
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+def _single(name: str, value: object, notices: list[str]) -> str | None:
+    """Returns the one string value of a parameter, or ``None`` (with a notice) when it is
+    repeated, not text, empty or too long."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            notices.append(f"Link parameter {name!r} was given {len(value)} times; ignored.")
+            return None
+        value = value[0]
+    if not isinstance(value, str):
+        notices.append(f"Link parameter {name!r} is not text; ignored.")
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > MAX_VALUE_CHARS or not value.isprintable():
+        notices.append(f"Link parameter {name!r} is too long or not printable; ignored.")
+        return None
+    return value
+
+
+def _one_of(name: str, value: str | None, known: Sequence[str], notices: list[str]) -> str | None:
+    if value is None:
+        return None
+    if value in known:
+        return value
+    notices.append(f"Unknown {name} {_shown(value)} in the link; using the default.")
+    return None
+
+
+def parse_cascade_value(value: str, limits: InputLimits) -> tuple[float, ...]:
+    """Returns the ascending cascade of a query value such as ``"0.5,1,2"``.
+
+    Raises:
+        ValueError: a token that is not a number, an empty cascade, a scale out of range or
+            more scales than ``limits`` allow.
+    """
+    return validate_scales(parse_scales(value), None, 1, limits)
+
+
+def parse_method_value(value: str) -> str:
+    """Returns the canonical merge method of a query value (``single:2.0`` -> ``single:2``).
+
+    Raises:
+        ValueError: not a merge method.
+    """
+    kind, scale = parse_method(value)
+    if kind != "single" or scale is None:
+        return kind
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"single-scale method needs a positive scale, got {scale}")
+    return f"single:{scale:g}"
+
+
+def parse_view(params: Mapping[str, object], known: KnownNames) -> tuple[SharedView, list[str]]:
+    """Returns the :class:`SharedView` of query ``params`` and the notices for every value
+    that was dropped (the default is used for it). Parameters other than :data:`PARAMS` are
+    ignored."""
+    notices: list[str] = []
+    raw = {name: _single(name, params[name], notices) for name in PARAMS if name in params}
+    model = _one_of("model", raw.get(PARAM_MODEL), known.models, notices)
+    image = _one_of("sample image", raw.get(PARAM_IMAGE), known.samples, notices)
+    tab = _one_of("tab", raw.get(PARAM_TAB), known.tabs, notices)
+    cascade = None
+    if raw.get(PARAM_CASCADE) is not None:
+        try:
+            cascade = parse_cascade_value(str(raw[PARAM_CASCADE]), known.limits)
+        except ValueError as exc:
+            notices.append(
+                f"Cascade {_shown(raw[PARAM_CASCADE])} in the link is not usable ({exc}); "
+                "using the default."
+            )
+    method = None
+    if raw.get(PARAM_METHOD) is not None:
+        try:
+            method = parse_method_value(str(raw[PARAM_METHOD]))
+        except ValueError:
+            notices.append(
+                f"Unknown merge method {_shown(raw[PARAM_METHOD])} in the link; using the default."
+            )
+    return SharedView(model, image, cascade, method, tab), notices
+
+
+def check_method(view: SharedView, options: Iterable[str]) -> tuple[SharedView, str | None]:
+    """Returns the view with its method dropped when the model cannot show it (not among
+    ``options``), and the notice saying so (``None`` when it is kept)."""
+    options = list(options)
+    if view.method is None or view.method in options:
+        return view, None
+    notice = (
+        f"The link's merge method {_shown(view.method)} is not available for this model and "
+        f"cascade ({', '.join(options)}); using the default."
+    )
+    return SharedView(view.model, view.image, view.cascade, None, view.tab), notice
+
+
+def format_cascade_value(scales: Iterable[float]) -> str:
+    """Returns the query form of a cascade: ``"0.5,1,2"``."""
+    return ",".join(f"{s:g}" for s in scales)
+
+
+def to_params(view: SharedView) -> dict[str, str]:
+    """Returns the query parameters of a view (choices left at ``None`` are omitted)."""
+    values = {
+        PARAM_MODEL: view.model,
+        PARAM_IMAGE: view.image,
+        PARAM_CASCADE: None if view.cascade is None else format_cascade_value(view.cascade),
+        PARAM_METHOD: view.method,
+        PARAM_TAB: view.tab,
+    }
+    return {k: v for k, v in values.items() if v}
+
+
+def split_cascade(cascade: Iterable[float], toggles: Sequence[float]) -> tuple[list[float], str]:
+    """Returns ``(toggled, extra)``: the scales offered as toggles, and the others as the
+    free-text list the cascade editor takes (``"0.35, 3"``)."""
+    toggled = [s for s in cascade if s in toggles]
+    extra = [s for s in cascade if s not in toggles]
+    return toggled, ", ".join(f"{s:g}" for s in extra)
+
+
+def widget_values(
+    view: SharedView, toggles: Sequence[float], sample_source: str, tab_key: str
+) -> dict[str, Any]:
+    """Returns widget key -> value that shows ``view`` in the explorer (``sample_source`` is the
+    image-source option of bundled samples, ``tab_key`` the tabs' key); choices at ``None``
+    are left out."""
+    values: dict[str, Any] = {}
+    if view.model is not None:
+        values[KEY_MODEL] = view.model
+    if view.image is not None:
+        values[KEY_SOURCE] = sample_source
+        values[KEY_SAMPLE] = view.image
+    if view.cascade is not None:
+        values[KEY_PILLS], values[KEY_EXTRA] = split_cascade(view.cascade, toggles)
+    if view.method is not None:
+        values[KEY_METHOD] = view.method
+    if view.tab is not None:
+        values[tab_key] = view.tab
+    return values

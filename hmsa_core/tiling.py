@@ -1,0 +1,211 @@
+"""Running one scale's pass in overlapping windows, blended back into one map.
+
+A *window* is a rectangle of the pass's input that the model is run on; its *core* is the part
+of the image it is responsible for. Cores never overlap; a window is its core grown by the
+overlap on every side that is not the image border. Outputs are blended with a raised-cosine
+ramp of width ``overlap`` centred on each core edge that faces a neighbour, so every blended
+pixel lies at least ``overlap / 2`` inside the window that supplies it. For a model whose
+receptive-field radius is at most ``overlap / 2`` and whose strides divide the window
+offsets (``align``), the blended pass equals the whole pass up to float rounding. For a model
+with global context (HRNet-OCR pools over the whole input) it is an approximation.
+
+Everything here except :func:`run_windows` is a pure function of sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from hmsa_core.models.base import ScaleOutput
+
+Box = tuple[int, int, int, int]  # top, bottom, left, right (half-open)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model run of a tiled pass.
+
+    Attributes:
+        box: ``(top, bottom, left, right)`` of the input rectangle the model sees.
+        core: ``(top, bottom, left, right)`` of the part of the image this window owns.
+    """
+
+    box: Box
+    core: Box
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Returns the ``(h, w)`` of the window's input."""
+        return self.box[1] - self.box[0], self.box[3] - self.box[2]
+
+    @property
+    def area(self) -> int:
+        """Returns the window's input area in pixels."""
+        h, w = self.size
+        return h * w
+
+
+def round_up(value: int, multiple: int) -> int:
+    """Returns the smallest multiple of ``multiple`` that is at least ``value``."""
+    return -(-int(value) // multiple) * multiple
+
+
+def window_for_core(core: Box, size: tuple[int, int], overlap: int) -> Window:
+    """Returns the :class:`Window` whose core is ``core``: grown by ``overlap`` on each side,
+    clipped to the ``(H, W)`` image."""
+    top, bottom, left, right = core
+    h, w = size
+    box = (
+        max(0, top - overlap),
+        min(h, bottom + overlap),
+        max(0, left - overlap),
+        min(w, right + overlap),
+    )
+    return Window(box=box, core=core)
+
+
+def _axis_cores(length: int, core: int) -> list[tuple[int, int]]:
+    """Returns the ``[start, end)`` spans of cores of ``core`` pixels covering ``length``."""
+    return [(start, min(length, start + core)) for start in range(0, length, core)]
+
+
+def plan_tiles(
+    size: tuple[int, int], max_pixels: int, overlap: int, align: int = 32
+) -> tuple[Window, ...]:
+    """Returns the windows of a pass over an ``(H, W)`` input whose windows each hold at most
+    ``max_pixels`` pixels: one whole-image window when the input fits.
+
+    Core sides are multiples of ``align`` (the model's largest stride) and at least ``overlap``;
+    the plan with the fewest windows wins (then the squarest cores).
+
+    Raises:
+        ValueError: ``overlap`` not a multiple of ``align``, or a budget too small for any plan.
+    """
+    h, w = size
+    if overlap < 0 or overlap % align:
+        raise ValueError(f"tile overlap must be a non-negative multiple of {align}, got {overlap}")
+    if h * w <= max_pixels:
+        return (Window(box=(0, h, 0, w), core=(0, h, 0, w)),)
+    best: tuple[int, float, int, int] | None = None
+    for ny in range(1, math.ceil(h / align) + 1):
+        core_h = h if ny == 1 else max(round_up(math.ceil(h / ny), align), overlap)
+        win_h = min(h, core_h + (2 * overlap if ny > 1 else 0))
+        if win_h * min(w, max(align, overlap) + 2 * overlap) > max_pixels and ny > 1:
+            continue
+        for nx in range(1, math.ceil(w / align) + 1):
+            core_w = w if nx == 1 else max(round_up(math.ceil(w / nx), align), overlap)
+            win_w = min(w, core_w + (2 * overlap if nx > 1 else 0))
+            if win_h * win_w > max_pixels:
+                continue
+            count = math.ceil(h / core_h) * math.ceil(w / core_w)
+            candidate = (count, abs(math.log(core_h / core_w)), core_h, core_w)
+            if best is None or candidate[:2] < best[:2]:
+                best = candidate
+            break  # more columns only adds windows
+    if best is None:
+        raise ValueError(
+            f"HMSA_MAX_TILE_PIXELS={max_pixels:,} is too small for tiles with an overlap of "
+            f"{overlap} pixels; raise it to at least {(max(align, overlap) + 2 * overlap) ** 2:,} or lower "
+            "HMSA_TILE_OVERLAP"
+        )
+    _, _, core_h, core_w = best
+    return tuple(
+        window_for_core((top, bottom, left, right), size, overlap)
+        for top, bottom in _axis_cores(h, core_h)
+        for left, right in _axis_cores(w, core_w)
+    )
+
+
+def _ramp(
+    n: int, start: int, core_lo: int, core_hi: int, length: int, overlap: int
+) -> torch.Tensor:
+    """Returns the ``(n,)`` blend weights along one axis of a window starting at ``start``:
+    1 inside the core, a raised-cosine ramp of width ``overlap`` centred on each core edge that
+    is not the image border, 0 beyond."""
+    pos = torch.arange(n, dtype=torch.float64) + start + 0.5
+    weight = torch.ones(n, dtype=torch.float64)
+    half = overlap / 2
+    if overlap == 0:
+        inside = (pos >= core_lo) & (pos < core_hi)
+        return inside.to(torch.float32)
+    if core_lo > 0:
+        t = ((pos - (core_lo - half)) / overlap).clamp(0, 1)
+        weight = weight * (0.5 - 0.5 * torch.cos(math.pi * t))
+    if core_hi < length:
+        t = (((core_hi + half) - pos) / overlap).clamp(0, 1)
+        weight = weight * (0.5 - 0.5 * torch.cos(math.pi * t))
+    return weight.to(torch.float32)
+
+
+def blend_weights(window: Window, size: tuple[int, int], overlap: int) -> torch.Tensor:
+    """Returns the ``(h, w)`` blend weight of ``window``'s output at each pixel of its box
+    (separable raised-cosine ramps, see the module docstring)."""
+    top, bottom, left, right = window.box
+    ctop, cbottom, cleft, cright = window.core
+    wy = _ramp(bottom - top, top, ctop, cbottom, size[0], overlap)
+    wx = _ramp(right - left, left, cleft, cright, size[1], overlap)
+    return wy[:, None] * wx[None, :]
+
+
+@dataclass
+class BlendedPass:
+    """The outputs of a pass run in windows, at the whole input's size.
+
+    Attributes:
+        output: the blended :class:`ScaleOutput` (float32); pixels no window covers hold 0.
+        covered: ``(h, w)`` bool, True where some window supplied a value.
+    """
+
+    output: ScaleOutput
+    covered: torch.Tensor
+
+
+def run_windows(
+    forward: Callable[[torch.Tensor], ScaleOutput],
+    x: torch.Tensor,
+    windows: Sequence[Window],
+    overlap: int,
+) -> BlendedPass:
+    """Returns the :class:`BlendedPass` of running ``forward`` on each window of ``x``
+    ``(B, 3, h, w)`` and blending the outputs (float32 logits ``(B, C, h, w)``, attention
+    ``(B, 1, h, w)`` and aux logits). Features (explicit attention) cannot be tiled.
+
+    Raises:
+        ValueError: ``forward`` returned features.
+    """
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    device = x.device
+    total = torch.zeros((1, 1, *size), dtype=torch.float32, device=device)
+    sums: dict[str, torch.Tensor] = {}
+    for window in windows:
+        top, bottom, left, right = window.box
+        out = forward(x[:, :, top:bottom, left:right])
+        if out.features is not None:
+            raise ValueError("a model whose merge needs features cannot run in tiles")
+        weight = blend_weights(window, size, overlap).to(device)[None, None]
+        total[:, :, top:bottom, left:right] += weight
+        for name in ("logits", "attention", "aux_logits"):
+            value = getattr(out, name)
+            if value is None:
+                continue
+            if name not in sums:
+                shape = (int(value.shape[0]), int(value.shape[1]), *size)
+                sums[name] = torch.zeros(shape, dtype=torch.float32, device=device)
+            sums[name][:, :, top:bottom, left:right].add_(value.float() * weight)
+        del out
+    covered = total[0, 0] > 0
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    for value in sums.values():
+        value.div_(safe)
+    return BlendedPass(
+        output=ScaleOutput(
+            logits=sums["logits"],
+            attention=sums.get("attention"),
+            aux_logits=sums.get("aux_logits"),
+        ),
+        covered=covered,
+    )

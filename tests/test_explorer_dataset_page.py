@@ -1,0 +1,169 @@
+"""The explorer's dataset page (app/pages/1_Dataset.py) through streamlit's AppTest: a run on a
+small SynthScapes slice stopped half-way, reopened from disk in a new session, a row opened on
+the main page with its mask, and a command-line sweep CSV shown in the same views."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import hmsa_core
+from analysis import dataset_jobs, dataset_runs
+from analysis.dataset_sources import DataSource
+from app import common
+from hmsa_core.data.synthscapes import SynthScapes, write_samples
+
+APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
+PAGE = "pages/1_Dataset.py"
+SCENES = 60  # enough that the run is still going when Stop is pressed
+SIZE = (64, 128)
+
+
+@pytest.fixture
+def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    samples = tmp_path / "samples"
+    write_samples(samples, count=1, size=SIZE, seed=3)
+    monkeypatch.setenv(common.SAMPLES_DIR_ENV, str(samples))
+    monkeypatch.setenv("HMSA_MODELS_DIR", str(tmp_path / "no_models"))
+    results = tmp_path / "results"
+    monkeypatch.setenv(dataset_runs.RESULTS_DIR_ENV, str(results))
+    hmsa_core.DEFAULT_SCALE_CACHE.clear()
+    return results
+
+
+def _healthy(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _dataset_page(count: int = SCENES) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    at.number_input(key="ds_count").set_value(count)
+    at.selectbox(key="ds_size").set_value(SIZE)
+    at.text_input(key="ds_cascades").set_value("0.5;1;0.5,1;0.5,1,2")
+    at.run()
+    return _healthy(at)
+
+
+def _progress_text(at: AppTest) -> str:
+    bars = at.get("progress")
+    return bars[0].proto.text if bars else ""
+
+
+def test_run_stop_halfway_reopen_from_disk_and_open_a_row(app_env):
+    at = _dataset_page()
+    assert any("Nothing stored" in i.value for i in at.info)
+    at.button(key="ds_run").click().run()
+    _healthy(at)
+    deadline = time.monotonic() + 120
+    while "0 of" in _progress_text(at) or not _progress_text(at):
+        assert time.monotonic() < deadline, "the run never scored an image"
+        time.sleep(0.2)
+        at.run()
+    assert f"of {SCENES} images done" in _progress_text(at) and "ETA" in _progress_text(at)
+    at.button(key="ds_stop").click().run()
+    _healthy(at)
+    status = " ".join(w.value for w in at.warning)
+    assert "Stopped after" in status and f"of {SCENES} image(s)" in status
+    found = re.search(r"Stopped after (\d+) of", status)
+    assert found is not None
+    done = int(found.group(1))
+    assert 1 <= done < SCENES
+    assert not any(j.running for j in dataset_jobs._JOBS.values())
+    assert at.button(key="ds_run").label == f"Continue ({done} of {SCENES} stored)"
+    charts = {c.proto.id for c in at.get("plotly_chart")}
+    assert len(charts) == 2  # the Pareto chart and the scale-preference heatmap
+    pareto = [c for c in at.get("plotly_chart") if "Pareto frontier" in c.proto.spec]
+    assert pareto and f"over {done} image(s)" in pareto[0].proto.spec
+    iou, images = at.dataframe[0].value, at.dataframe[1].value
+    assert iou.columns[0] == "class" and "hierarchical (0.5, 1, 2)" in iou.columns
+    assert len(images) == done
+    assert list(images["gain (mIoU points)"]) == sorted(images["gain (mIoU points)"], reverse=True)
+    assert all(uri.startswith("data:image/png;base64,") for uri in images["image"])
+
+    dataset_jobs._JOBS.clear()  # as in a new process: only the disk holds the run
+    reopened = _dataset_page()
+    assert f"Stopped after {done} of {SCENES}" in " ".join(w.value for w in reopened.warning)
+    assert len(reopened.dataframe[1].value) == done
+    assert not dataset_jobs._JOBS  # reopening ran nothing
+
+    best = reopened.dataframe[1].value.iloc[0]
+    reopened.selectbox(key="ds_open_pick").set_value(int(best["name"].rsplit("/", 1)[1]))
+    reopened.button(key="ds_open").click().run()
+    _healthy(reopened)
+    assert reopened.title.values == ["HMSA Explorer"]  # now on the main page
+    assert reopened.radio(key="image_source").value == "Dataset image"
+    assert f"{best['name']}, opened from the dataset page" in reopened.caption.values
+    assert reopened.checkbox(key="use_dataset_mask").value
+    assert "Cascade: (0.5, 1, 2)" in reopened.caption.values
+    index = int(best["name"].rsplit("/", 1)[1])
+    scene = SynthScapes("val", SCENES, SIZE)[index]
+    assert f"Input: {SIZE[1]} x {SIZE[0]} px" in reopened.caption.values
+    reopened.session_state["result_tab"] = "IoU"
+    reopened.switch_page("explorer.py").run()  # AppTest's next run stays on the main page
+    _healthy(reopened)
+    table = [df.value for df in reopened.dataframe if df.value.columns[0] == "class"]
+    assert table, "the IoU view needs the opened image's mask"
+    miou = table[0].set_index("class").loc["mIoU", "hierarchical"]
+    assert miou == pytest.approx(best["hierarchical mIoU (%)"], abs=0.01)
+    assert scene.mask is not None
+
+
+def test_a_command_line_sweep_csv_shows_in_the_same_views(app_env, tmp_path):
+    model = hmsa_core.load_model("hmsa-lite")
+    spec = dataset_runs.make_spec(
+        "hmsa-lite",
+        "cli",
+        DataSource("synthscapes", count=2, size=SIZE),
+        [(0.5,), (1.0,), (0.5, 1.0)],
+        ["hierarchical", "mean"],
+    )
+    csv_path = dataset_runs.run_dataset(spec, model).table().to_csv(tmp_path / "cli.csv")
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    at.radio(key="ds_source").set_value("Sweep CSV (command line)").run()
+    _healthy(at)
+    assert any("Upload a sweep CSV" in i.value for i in at.info)
+    at.file_uploader(key="ds_csv").upload("bad.csv", b"a,b\n1,2\n", "text/csv").run()
+    assert any("missing column" in e.value for e in at.error)
+    uploader = at.get("file_uploader")[0]
+    assert uploader.proto.type == [".csv"]
+    at.file_uploader(key="ds_csv").upload(csv_path.name, csv_path.read_bytes(), "text/csv").run()
+    _healthy(at)
+    assert any("command-line sweep over 2 image(s)" in i.value for i in at.info)
+    assert any("Pareto frontier" in c.proto.spec for c in at.get("plotly_chart"))
+    assert at.dataframe[0].value.columns[0] == "class"
+
+
+def test_a_bad_folder_says_what_to_fix_and_the_page_keeps_working(app_env, tmp_path):
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    at.radio(key="ds_source").set_value("Folder of images with masks").run()
+    at.text_input(key="ds_location").set_value(str(tmp_path / "missing")).run()
+    assert not at.exception
+    assert any("not a folder" in e.value for e in at.error)
+    assert not at.button  # nothing to run until the source is readable
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    at.text_input(key="ds_location").set_value(str(empty)).run()
+    assert any("no images" in e.value for e in at.error)
+    at.radio(key="ds_source").set_value("SynthScapes val").run()
+    _healthy(at)
+
+
+def test_server_folders_can_be_withheld_from_visitors(app_env, monkeypatch):
+    monkeypatch.setenv("HMSA_DATASET_FOLDERS", "0")
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    _healthy(at)
+    assert at.radio(key="ds_source").options == ["SynthScapes val", "Sweep CSV (command line)"]
