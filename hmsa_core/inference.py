@@ -574,17 +574,18 @@ def _run_gated(
     forward = _forward(model, setup)
     overlap = setup.limits.tile_overlap
 
+    covered = torch.zeros(size, dtype=torch.bool, device=x.device)
+
     def work() -> ScaleOutput:
+        nonlocal covered
         fill = gating_fill(lower_outputs, size)
         if not windows:
             return fill
         blended = run_windows(forward, x, windows, overlap)
-        work.covered = blended.covered  # type: ignore[attr-defined]
+        covered = blended.covered
         return gating_combine(blended.output, blended.covered, fill)
 
-    work.covered = torch.zeros(size, dtype=torch.bool, device=x.device)  # type: ignore[attr-defined]
     output, seconds, cuda_peak = _timed(setup, work)
-    covered: torch.Tensor = work.covered  # type: ignore[attr-defined]
     fraction = float(covered.float().mean())
     cost = _pass_cost(
         scale,

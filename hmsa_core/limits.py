@@ -42,7 +42,7 @@ class InputLimits:
     max_scaled_pixels: int = 16_777_216  # 4096 x 4096
     max_tile_pixels: int = 2_097_152  # 1024 x 2048
     tile_overlap: int = 96
-    gate_tile: int = 256
+    gate_tile: int = 128
 
     def with_overrides(self, **changes: float | int) -> InputLimits:
         """Returns a copy with the given fields replaced."""

@@ -16,7 +16,6 @@ from hmsa_core.precision import resolve_precision
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
 TIMEOUT = 180
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

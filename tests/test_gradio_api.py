@@ -264,6 +264,8 @@ def test_page_handler_fills_every_output_for_a_sample_with_its_mask(served) -> N
         "hierarchical",
         model,
         MAX_SIDE,
+        "auto",  # precision
+        0.0,  # attention gate
         api_name="/analyse",
     )
     overlay, gallery, summary, _, iou, _, cost, _, files = outputs[:9]

@@ -141,6 +141,8 @@ def test_running_a_hostile_checkpoint_is_a_clear_error_and_the_app_keeps_serving
                 "hierarchical",
                 name,
                 256,
+                "auto",  # precision
+                0.0,  # attention gate
                 api_name="/analyse",
             )
         assert_clear(page_error, name, reason, served.models)

@@ -120,6 +120,8 @@ def analyse(served: Served, image: Path, mask: Path | None = None) -> Answer:
             "hierarchical",
             served.model,
             MAX_SIDE,
+            "auto",  # precision
+            0.0,  # attention gate
             api_name="/analyse",
         )
     except AppError as exc:

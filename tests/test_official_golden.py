@@ -127,7 +127,10 @@ def test_infer_on_the_cityscapes_cascade_matches_directly(
 ) -> None:
     """The public ``infer`` call itself (no re-merge) on the Cityscapes eval cascade."""
     result = hmsa_core.infer(
-        torch.from_numpy(golden["input"]), (0.5, 1.0, 2.0), model=model, cache=None,
+        torch.from_numpy(golden["input"]),
+        (0.5, 1.0, 2.0),
+        model=model,
+        cache=None,
         precision="fp32",
     )
     assert _rel_error(result.logits.unsqueeze(0), golden["pred__0.5_1.0_2.0"]) <= REL_TOL
