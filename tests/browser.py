@@ -7,13 +7,20 @@ chromium or playwright the test is skipped, unless the environment sets
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
 #: Where Debian's ``chromium`` package installs the browser.
 CHROMIUM = "/usr/bin/chromium"
 #: Environment variable that turns a missing browser from a skip into a failure.
@@ -64,3 +71,59 @@ def playwright_or_skip() -> ModuleType:
         skip_or_fail(f"playwright is not installed ({exc})")
         raise  # unreachable: skip_or_fail always raises
     return sync_api
+
+
+def free_port() -> int:
+    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) -> None:
+    """Returns once Streamlit at ``url`` answers its health check; raises if it exits or stalls."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+@contextlib.contextmanager
+def streamlit_explorer(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
+    """Runs ``streamlit run app/explorer.py`` on 127.0.0.1 with ``env``; yields its URL and
+    stops the server afterwards (its output goes to ``log_dir/server.log``)."""
+    port = free_port()
+    full_env = dict(env, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    with (log_dir / "server.log").open("w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "streamlit", "run", "app/explorer.py",
+                "--server.headless", "true",
+                "--server.port", str(port),
+                "--server.address", "127.0.0.1",
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, proc)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from hmsa_core.checkpoints.native import read_native_info
+from tests.browser import free_port
 
 TINY = '{"stem_channels": 8, "fine_channels": 8, "coarse_channels": 16, "head_channels": 16, "attn_channels": 4}'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -36,7 +30,7 @@ def test_two_ranks_end_with_identical_weights(tmp_path) -> None:
         "--master_addr",
         "127.0.0.1",
         "--master_port",
-        str(_free_port()),
+        str(free_port()),
         "-m",
         "hmsa_core.train",
         "--arch",

@@ -7,11 +7,6 @@ Without chromium or playwright the test is skipped, or fails when ``HMSA_REQUIRE
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,30 +15,16 @@ import pytest
 from PIL import Image
 
 from hmsa_core.data.synthscapes import generate_scene, write_samples
-from tests.browser import CHROMIUM_ARGS, REQUIRE_ENV, chromium_or_skip, playwright_or_skip
+from tests.browser import (
+    CHROMIUM_ARGS,
+    REQUIRE_ENV,
+    chromium_or_skip,
+    playwright_or_skip,
+    streamlit_explorer,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_MS = 60_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError("streamlit did not become healthy")
 
 
 @pytest.fixture
@@ -57,38 +38,13 @@ def chromium() -> str:
 def server(chromium: str, tmp_path: Path) -> Iterator[str]:
     samples = tmp_path / "samples"
     write_samples(samples, count=1, size=(64, 128))
-    port = _free_port()
     env = dict(
         os.environ,
         HMSA_SAMPLES_DIR=str(samples),
         HMSA_MODELS_DIR=str(tmp_path / "models"),
-        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
     )
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", "app/explorer.py",
-            "--server.headless", "true",
-            "--server.port", str(port),
-            "--server.address", "127.0.0.1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with streamlit_explorer(env, tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
 
 
 def test_a_missing_browser_fails_when_the_environment_requires_it(

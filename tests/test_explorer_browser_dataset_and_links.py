@@ -7,11 +7,6 @@ or playwright, failed instead when ``HMSA_REQUIRE_BROWSER=1`` (see tests/browser
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -19,31 +14,11 @@ from urllib.parse import urlencode
 import pytest
 
 from hmsa_core.data.synthscapes import write_samples
-from tests.browser import CHROMIUM_ARGS, chromium_or_skip, playwright_or_skip
+from tests.browser import CHROMIUM_ARGS, chromium_or_skip, playwright_or_skip, streamlit_explorer
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENS = ROOT / "results" / "screens"
 WAIT_MS = 90_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError("streamlit did not become healthy")
 
 
 @pytest.fixture
@@ -56,39 +31,14 @@ def chromium() -> str:
 def server(chromium: str, tmp_path: Path) -> Iterator[str]:
     samples = tmp_path / "samples"
     write_samples(samples, count=2, size=(256, 512))
-    port = _free_port()
     env = dict(
         os.environ,
         HMSA_SAMPLES_DIR=str(samples),
         HMSA_MODELS_DIR=str(tmp_path / "models"),
         HMSA_RESULTS_DIR=str(tmp_path / "results"),
-        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
     )
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", "app/explorer.py",
-            "--server.headless", "true",
-            "--server.port", str(port),
-            "--server.address", "127.0.0.1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with streamlit_explorer(env, tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
 
 
 def _no_exception(page) -> None:

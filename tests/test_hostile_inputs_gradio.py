@@ -12,7 +12,6 @@ Run with ``-s`` to see the table of inputs and answers.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from app import common  # noqa: E402
 from app.gradio_app import build_app, launch  # noqa: E402
+from tests.browser import free_port  # noqa: E402
 from tests.hostile_files import (  # noqa: E402
     GOOD_SIZE,
     HOSTILE_CASCADES,
@@ -68,12 +68,6 @@ class Answer:
     message: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Yields the app served on 127.0.0.1 with the hostile files written to a temporary folder."""
@@ -81,7 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     cases = write_hostile_files(folder / "files")
     models = folder / "no_models"
     demo = build_app(models_dir=models, samples_dir=folder / "no_samples")
-    url = launch(demo, host="127.0.0.1", port=_free_port(), prevent_thread_lock=True, quiet=True)
+    url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         client = Client(url, verbose=False, download_files=str(folder / "downloads"))
         yield Served(

@@ -8,17 +8,14 @@ chromium or playwright, or fails when ``HMSA_REQUIRE_BROWSER=1`` (see tests/brow
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hmsa_core.data.synthscapes import write_samples
-from tests.browser import CHROMIUM_ARGS, chromium_or_skip, playwright_or_skip
+from tests.browser import CHROMIUM_ARGS, chromium_or_skip, playwright_or_skip, streamlit_explorer
 from tests.loopback_server import LoopbackServer, Route, loopback_server
-from tests.test_explorer_browser import _free_port, _wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -45,42 +42,17 @@ def weights() -> Iterator[LoopbackServer]:
 def explorer(chromium: str, weights: LoopbackServer, tmp_path: Path) -> Iterator[str]:
     samples = tmp_path / "samples"
     write_samples(samples, count=1, size=(64, 128))
-    port = _free_port()
     env = dict(
         os.environ,
         HMSA_SAMPLES_DIR=str(samples),
         HMSA_MODELS_DIR=str(tmp_path / "models"),
         HMSA_CACHE_DIR=str(tmp_path / "cache"),
         HMSA_URL_CITYSCAPES=weights.url + PATH,
-        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
     )
     env.pop("HMSA_OFFLINE", None)
     env.pop("HMSA_DEFAULT_MODEL", None)
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", "app/explorer.py",
-            "--server.headless", "true",
-            "--server.port", str(port),
-            "--server.address", "127.0.0.1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with streamlit_explorer(env, tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
 
 
 def test_choose_cityscapes_see_progress_cancel_and_keep_working(

@@ -8,7 +8,6 @@ app keeps serving), and one serving the recipe weights as a genuine 290 MB ``.pd
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,18 +24,13 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from app.gradio_app import build_app, launch  # noqa: E402
 from hmsa_core.data.synthscapes import write_samples  # noqa: E402
 from hmsa_core.pretrained import PRETRAINED, cached_file  # noqa: E402
+from tests.browser import free_port  # noqa: E402
 from tests.loopback_server import LoopbackServer, Route, loopback_server  # noqa: E402
 from tests.paddle_recipe import recipe_pdparams  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 PATH = "/model.pdparams"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +52,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Cl
     monkeypatch.delenv("HMSA_OFFLINE", raising=False)
     monkeypatch.delenv("HMSA_DEFAULT_MODEL", raising=False)
     demo = build_app(samples_dir=samples)
-    url = launch(demo, host="127.0.0.1", port=_free_port(), prevent_thread_lock=True, quiet=True)
+    url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
         yield client, sorted(samples.glob("*[0-9].png"))[0], cache

@@ -41,7 +41,12 @@ def _timed(fn, repeats: int) -> tuple[float, torch.Tensor]:  # type: ignore[no-u
 
 def main(argv: list[str]) -> int:
     """Runs the comparison and prints a markdown table; returns 0 (2 without CUDA)."""
-    parser = argparse.ArgumentParser(prog="python -m analysis.bench gpu", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.bench gpu",
+        description=__doc__,
+        epilog="example:\n  python -m analysis.bench gpu --size 1024x2048 --scales 0.5,1,2 --repeats 10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--size", default="1024x2048")
     parser.add_argument("--scales", default="0.5,1,2")
     parser.add_argument("--repeats", type=int, default=10)

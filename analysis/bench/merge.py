@@ -84,7 +84,12 @@ def _verdict(ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark and prints its table; returns 0."""
-    parser = argparse.ArgumentParser(prog="python -m analysis.bench merge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.bench merge",
+        description=__doc__,
+        epilog="example:\n  python -m analysis.bench merge --height 512 --width 1024 --repeats 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)

@@ -137,7 +137,12 @@ def main(argv: list[str]) -> int:
 
         return compare_main(argv)
     argv = [a for a in argv if a != "--per-scale"]
-    parser = argparse.ArgumentParser(prog="python -m analysis.bench official", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.bench official",
+        description=__doc__,
+        epilog="example:\n  python -m analysis.bench official --per-scale --size 256x512 --cascades 1 0.5,1,2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--size", default="256x512", help="1.0 input size HxW (default 256x512)")
     parser.add_argument(
         "--cascades", nargs="+", default=list(DEFAULT_CASCADES), help="e.g. 1 0.5,1,2"

@@ -157,7 +157,12 @@ def main(argv: list[str]) -> int:
     from analysis.bench.official import parse_size
     from analysis.cli_args import add_scales_argument
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.bench official", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.bench official",
+        description=__doc__,
+        epilog="example:\n  python -m analysis.bench official --size 512x1024 --scales 0.5,1,2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--size", default="512x1024", help="1.0 input size HxW")
     add_scales_argument(parser)
     parser.add_argument("--checkpoint", default=None, help="weights file (default: random init)")
