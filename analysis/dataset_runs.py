@@ -21,18 +21,17 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import overload
 
 import numpy as np
 from PIL import Image
 
 import hmsa_core
 from analysis.cascades import Cascade, format_cascade, union_scales
-from analysis.dataset_sources import DataSource, labelled_indices
+from analysis.dataset_sources import DataSource, SampleView, labelled_indices
 from analysis.metrics import scores_from_matrix
 from analysis.scale_stats import ScalePreference, preference_from_sums, weight_sums
 from analysis.sweep import (
@@ -569,7 +568,7 @@ def mark_stopped(run: DatasetRun) -> DatasetRun:
     return stopped
 
 
-class _Remaining(Sequence[SegmentationSample]):
+class _Remaining(SampleView):
     """The images of a data source a run has not scored yet, in order."""
 
     def __init__(self, data: Sequence[SegmentationSample], indices: list[int]) -> None:
@@ -578,20 +577,8 @@ class _Remaining(Sequence[SegmentationSample]):
     def __len__(self) -> int:
         return len(self.indices)
 
-    @overload
-    def __getitem__(self, i: int) -> SegmentationSample: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[SegmentationSample]: ...
-
-    def __getitem__(self, i: int | slice) -> SegmentationSample | list[SegmentationSample]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+    def _item(self, i: int) -> SegmentationSample:
         return self.data[self.indices[i]]
-
-    def __iter__(self) -> Iterator[SegmentationSample]:
-        for i in range(len(self)):
-            yield self[i]
 
 
 def run_dataset(

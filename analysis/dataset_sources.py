@@ -21,14 +21,9 @@ SYNTH_SIZES: tuple[tuple[int, int], ...] = ((64, 128), (128, 256), (256, 512), (
 DataKind = Literal["synthscapes", "folder", "cityscapes"]
 
 
-class _Fitted(Sequence[SegmentationSample]):
-    """A dataset view whose images are shrunk to a maximum side (masks by nearest neighbour)."""
-
-    def __init__(self, data: Sequence[SegmentationSample], max_side: int | None) -> None:
-        self.data, self.max_side = data, max_side
-
-    def __len__(self) -> int:
-        return len(self.data)
+class SampleView(Sequence[SegmentationSample]):
+    """A read-only sequence of samples computed one index at a time (subclasses implement
+    ``__len__`` and :meth:`_item`); slices return lists."""
 
     @overload
     def __getitem__(self, i: int) -> SegmentationSample: ...
@@ -38,7 +33,23 @@ class _Fitted(Sequence[SegmentationSample]):
 
     def __getitem__(self, i: int | slice) -> SegmentationSample | list[SegmentationSample]:
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+            return [self._item(j) for j in range(*i.indices(len(self)))]
+        return self._item(i)
+
+    def _item(self, i: int) -> SegmentationSample:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _Fitted(SampleView):
+    """A dataset view whose images are shrunk to a maximum side (masks by nearest neighbour)."""
+
+    def __init__(self, data: Sequence[SegmentationSample], max_side: int | None) -> None:
+        self.data, self.max_side = data, max_side
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def _item(self, i: int) -> SegmentationSample:
         sample = self.data[i]
         image = fit_max_side(sample.image, self.max_side)
         if image.dtype != np.uint8:

@@ -1,4 +1,5 @@
-"""Shared set-up of the browser tests: Debian's chromium driven by playwright.
+"""Shared set-up of the browser and server tests: Debian's chromium driven by playwright,
+free loopback ports, a Streamlit server, random test images.
 
 A browser test calls :func:`chromium_or_skip` (and :func:`playwright_or_skip`) first. Without
 chromium or playwright the test is skipped, unless the environment sets
@@ -127,3 +128,20 @@ def streamlit_explorer(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+
+
+def noise_images(
+    folder: Path, count: int, size: tuple[int, int], *, seed: int = 0, prefix: str = "noise"
+) -> list[Path]:
+    """Returns ``count`` distinct random RGB PNGs of ``size`` (H, W) written to ``folder``."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        path = folder / f"{prefix}_{i}.png"
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths

@@ -11,18 +11,21 @@ the test is skipped, or fails when ``HMSA_REQUIRE_BROWSER=1`` (see tests/browser
 from __future__ import annotations
 
 import re
-import socket
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from app import common
 from app.gradio_app import build_app, launch
 from app.gradio_parts.first_visit import sample_label
-from tests.browser import CHROMIUM_ARGS, chromium_or_skip, playwright_or_skip
+from tests.browser import (
+    CHROMIUM_ARGS,
+    chromium_or_skip,
+    free_port,
+    noise_images,
+    playwright_or_skip,
+)
 
 #: Client states of a request that has not reached the server's queue yet.
 NOT_QUEUED_YET = ("STARTING", "JOINING_QUEUE")
@@ -31,25 +34,6 @@ LOADED_IMAGES = (
     "(sel) => [...document.querySelectorAll(sel)]"
     ".filter(i => i.complete && i.naturalWidth > 0).length"
 )
-
-
-def free_port() -> int:
-    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def noise_images(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
-    """Returns ``count`` distinct random RGB PNGs of ``size`` (H, W) written to ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(1)
-    paths = []
-    for i in range(count):
-        path = folder / f"busy_{i}.png"
-        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
-        paths.append(path)
-    return paths
 
 
 def boundary(page) -> float:
@@ -76,7 +60,7 @@ def test_the_first_visit_shows_a_result_without_a_click_and_the_slider_compares(
 
         write_samples(tmp_path / "samples", count=2, size=(128, 256))
         samples = common.list_samples(tmp_path / "samples")
-    busy = noise_images(tmp_path / "busy", 3, (640, 1280))
+    busy = noise_images(tmp_path / "busy", 3, (640, 1280), seed=1, prefix="busy")
     demo = build_app(samples_dir=samples[0].image_path.parent)
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     SCREENS.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,10 @@ distinct images (no per-scale cache hits) are sent at once through ``gradio_clie
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 pytest.importorskip("gradio_client")
 
@@ -22,29 +19,11 @@ from gradio_client import Client, handle_file
 from gradio_client.utils import QueueError
 
 from app.gradio_app import build_app, launch, queue_max_size
+from tests.browser import free_port, noise_images
 
 pytestmark = pytest.mark.slow
 
 WAITING, REQUESTS = 2, 5
-
-
-def free_port() -> int:
-    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def noise_images(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
-    """Returns ``count`` distinct random RGB PNGs of ``size`` (H, W) written to ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(count):
-        path = folder / f"noise_{i}.png"
-        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
-        paths.append(path)
-    return paths
 
 
 def test_the_queue_size_comes_from_the_environment_and_bad_values_say_the_fix(
@@ -65,7 +44,7 @@ def test_a_full_queue_refuses_at_once_and_waiting_requests_see_who_is_ahead(
 ) -> None:
     monkeypatch.setenv("HMSA_GRADIO_CONCURRENCY", "1")
     monkeypatch.setenv("HMSA_GRADIO_QUEUE_SIZE", str(WAITING))
-    images = noise_images(tmp_path / "images", REQUESTS, (384, 768))
+    images = noise_images(tmp_path / "images", REQUESTS, (384, 768), seed=0, prefix="noise")
     demo = build_app(samples_dir=tmp_path / "no_samples")
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
