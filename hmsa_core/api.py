@@ -187,6 +187,7 @@ def infer(
     limits: InputLimits | None = None,
     gate: float = 0.0,
     fast_path: FastPathOptions | None = None,
+    aux: bool = False,
 ) -> InferenceResult:
     """Returns the :class:`InferenceResult` of running ``model`` on ``image`` over a cascade.
 
@@ -213,6 +214,9 @@ def infer(
             lower scales leave them a weight above ``gate``. 0 (default) is exact HMSA.
         fast_path: opt-in GPU fast path (CUDA graphs or ``torch.compile`` for small scales;
             see :mod:`hmsa_core.fastpath`); ``None`` (default): eager passes.
+        aux: keep the auxiliary OCR logits (per scale and merged, ``result.aux_logits``) of
+            models with an aux head; ``False`` (default) drops them as each pass ends, which
+            saves as much memory as the per-scale logits take.
 
     Raises:
         ValueError: unreadable image, bad cascade or unknown method, with what was wrong.
@@ -234,6 +238,7 @@ def infer(
         limits=limits,
         gate=gate,
         fast_path=fast_path,
+        aux=aux,
     )
 
 

@@ -192,14 +192,29 @@ def _meta_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
+class _NormShape(torch.nn.Module):
+    """Meta stand-in of an eval-mode normalisation layer: a new tensor of the input's shape
+    and layout, as the layer makes. Normalisation FLOPs are not counted by FlopCounterMode,
+    and the meta batch norm decomposes in Python (half the estimate's time)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(x)
+
+
 def _meta_replica(model: torch.nn.Module) -> torch.nn.Module:
-    """Returns a copy of ``model`` whose parameters and buffers are meta tensors (no data copied)."""
+    """Returns a copy of ``model`` whose parameters and buffers are meta tensors (no data
+    copied) and whose BatchNorm layers are :class:`_NormShape` stand-ins."""
     memo: dict[int, object] = {}
     for p in model.parameters():
         memo[id(p)] = torch.nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
     for b in model.buffers():
         memo[id(b)] = torch.empty_like(b, device="meta")
-    return copy.deepcopy(model, memo)
+    replica = copy.deepcopy(model, memo)
+    for module in list(replica.modules()):
+        for name, child in list(module._modules.items()):
+            if isinstance(child, torch.nn.BatchNorm2d) and not child.training:
+                module._modules[name] = _NormShape()
+    return replica
 
 
 def param_bytes(model: torch.nn.Module) -> int:

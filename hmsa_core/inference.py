@@ -20,6 +20,7 @@ from hmsa_core.cascade import validate_scales
 from hmsa_core.cost import ACTIVATION_SHARE, CascadeCost, PassEstimate, ScaleCost, estimate_pass
 from hmsa_core.fastpath import FastPathOptions, fast_forward
 from hmsa_core.fastpath import check_device as check_fast_device
+from hmsa_core.folding import inference_copy
 from hmsa_core.gating import combine as gating_combine
 from hmsa_core.gating import fill_output as gating_fill
 from hmsa_core.gating import needed_tiles, rectangle_cores, remaining_envelope, tile_rectangles
@@ -304,6 +305,7 @@ def run_scales(
     limits: InputLimits = DEFAULT_LIMITS,
     gate: float = 0.0,
     fast_path: FastPathOptions | None = None,
+    aux: bool = False,
 ) -> dict[float, ScaleResult]:
     """Returns scale -> :class:`ScaleResult`: one eval-mode forward pass per scale, ascending.
 
@@ -326,6 +328,9 @@ def run_scales(
             a weight above ``tau``. 0 (default) runs every pass whole, exactly as ungated.
         fast_path: the opt-in GPU fast path for small, launch-bound passes (CUDA only; see
             :mod:`hmsa_core.fastpath`); ``None`` (default) runs every pass eager.
+        aux: keep the auxiliary (OCR soft object region) logits of models that have them.
+            ``False`` (default) drops them as each pass ends: HMSA's prediction does not use
+            them, and at scale 2.0 they would hold as much memory as the logits themselves.
     """
     if image.dim() != 4 or image.shape[1] != 3:
         raise ValueError(f"image must be a (B, 3, H, W) tensor, got {tuple(image.shape)}")
@@ -344,6 +349,7 @@ def run_scales(
         limits=limits,
         num_scales=len(cascade),
         fast=fast_path,
+        keep_aux=aux,
     )
     image = image.to(device)
     digest = tensor_digest(image) if cache is not None else ""
@@ -364,6 +370,7 @@ def run_scales(
                 tau if gated else 0.0,
                 lower,
                 fast_path,
+                aux and model.has_aux,
             )
             hit = cache.get(key) if cache is not None else None
             if hit is not None:
@@ -395,6 +402,7 @@ class _PassSetup:
     limits: InputLimits
     num_scales: int
     fast: FastPathOptions | None = None
+    keep_aux: bool = False
 
     @property
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -417,14 +425,26 @@ class _PassSetup:
 def _forward(
     model: MultiScaleSegmenter, setup: _PassSetup
 ) -> Callable[[torch.Tensor], ScaleOutput]:
-    """Returns the function running one no-grad pass in the setup's precision and layout."""
+    """Returns the function running one no-grad pass in the setup's precision and layout
+    (reduced precision runs on the model's BatchNorm-folded copy, see :mod:`hmsa_core.folding`)."""
+    runner: torch.nn.Module = model
+    dtype = RUN_DTYPES[setup.precision]
+    if dtype is not None:
+        folded = inference_copy(model, dtype)
+        runner = model if folded is None else folded.module
 
-    def forward(x: torch.Tensor) -> ScaleOutput:
+    def run(x: torch.Tensor) -> ScaleOutput:
         fast = setup.fast
         if fast is not None and x.shape[-2] * x.shape[-1] <= fast.small_pixels:
             return fast_forward(model, fast, setup.precision)(x)
         with torch.no_grad(), setup.autocast:
-            return model(to_layout(x, setup.precision))
+            return runner(to_layout(x, setup.precision))
+
+    def forward(x: torch.Tensor) -> ScaleOutput:
+        output = run(x)
+        if setup.keep_aux or output.aux_logits is None:
+            return output
+        return replace(output, aux_logits=None)
 
     return forward
 
@@ -648,6 +668,7 @@ def infer_prepared(
     limits: InputLimits = DEFAULT_LIMITS,
     gate: float = 0.0,
     fast_path: FastPathOptions | None = None,
+    aux: bool = False,
 ) -> InferenceResult:
     """Returns the :class:`InferenceResult` of an already prepared image (see :func:`infer`).
 
@@ -670,6 +691,7 @@ def infer_prepared(
         limits=limits,
         gate=tau,
         fast_path=fast_path,
+        aux=aux,
     )
     return _assemble(
         per_scale, method, prepared.rgb, model.labels, model, model.arch, keep_attention=return_attn

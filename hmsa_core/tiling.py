@@ -195,7 +195,7 @@ def run_windows(
             if name not in sums:
                 shape = (int(value.shape[0]), int(value.shape[1]), *size)
                 sums[name] = torch.zeros(shape, dtype=torch.float32, device=device)
-            sums[name][:, :, top:bottom, left:right].add_(value.float() * weight)
+            sums[name][:, :, top:bottom, left:right].addcmul_(value.float(), weight)
         del out
     covered = total[0, 0] > 0
     safe = torch.where(total > 0, total, torch.ones_like(total))

@@ -10,6 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import hmsa_core
+from hmsa_core.cache import ByteLRUCache
 from hmsa_core.merge import merge
 from hmsa_core.models import build
 from hmsa_core.models.base import ScaleOutput
@@ -211,7 +212,7 @@ def test_inference_result_exposes_merged_aux_logits():
     model = tiny_aux_model()
     assert model.has_aux
     image = np.random.default_rng(0).random((64, 96, 3)).astype(np.float32)
-    result = hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, cache=None)
+    result = hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, cache=None, aux=True)
     assert result.aux_logits is not None and result.aux_logits.shape == (5, 64, 96)
     outputs = {s: r.output for s, r in result.per_scale.items()}
     assert all(o.aux_logits is not None for o in outputs.values())
@@ -319,3 +320,20 @@ def test_non_floating_or_mismatched_outputs_are_value_errors():
         merge(wrong_attention, "hierarchical")
     with pytest.raises(ValueError, match=r"output_size must be positive"):
         merge(outputs, "mean", output_size=(0, 24))
+
+
+def test_aux_logits_are_dropped_by_default_without_changing_the_prediction():
+    """``aux=False`` (the default) frees the aux maps pass by pass; the logits are the same,
+    and a cached pass without aux is never served to a call that asks for aux."""
+    model = tiny_aux_model()
+    image = np.random.default_rng(1).random((64, 96, 3)).astype(np.float32)
+    cache = ByteLRUCache(1 << 30)
+    lean = hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, cache=cache, precision="fp32")
+    assert lean.aux_logits is None
+    assert all(r.output.aux_logits is None for r in lean.per_scale.values())
+    full = hmsa_core.infer(
+        image, (0.5, 1.0, 2.0), model=model, cache=cache, precision="fp32", aux=True
+    )
+    assert not any(r.cost.cached for r in full.per_scale.values())
+    assert all(r.output.aux_logits is not None for r in full.per_scale.values())
+    torch.testing.assert_close(full.logits, lean.logits, rtol=0, atol=0)

@@ -107,35 +107,37 @@ def test_equivalent_inputs_give_equal_predictions(tmp_path, model, rgb_u8):
 def test_cache_hit_returns_identical_tensors_without_a_forward_pass(model, rgb_u8):
     counting = CountingModel(model)
     cache = ByteLRUCache(64 * 1024 * 1024)
-    first = hmsa_core.infer(rgb_u8, (0.5, 1.0, 2.0), model=counting, cache=cache)
+    first = hmsa_core.infer(rgb_u8, (0.5, 1.0, 2.0), model=counting, precision="fp32", cache=cache)
     assert counting.calls == 3
-    second = hmsa_core.infer(rgb_u8, (0.5, 1.0), model=counting, method="mean", cache=cache)
+    second = hmsa_core.infer(
+        rgb_u8, (0.5, 1.0), model=counting, precision="fp32", method="mean", cache=cache
+    )
     assert counting.calls == 3
     assert second.per_scale[1.0].output.logits is first.per_scale[1.0].output.logits
     assert second.cost.cached_scales == (0.5, 1.0)
     assert second.cost.seconds == 0.0
-    hmsa_core.infer(rgb_u8, (0.25, 1.0), model=counting, cache=cache)
+    hmsa_core.infer(rgb_u8, (0.25, 1.0), model=counting, precision="fp32", cache=cache)
     assert counting.calls == 4  # only 0.25 was new
     other = rgb_u8.copy()
     other[0, 0, 0] ^= 1
-    hmsa_core.infer(other, (1.0,), model=counting, cache=cache)
+    hmsa_core.infer(other, (1.0,), model=counting, precision="fp32", cache=cache)
     assert counting.calls == 5  # a different image is a different key
 
 
 def test_cache_misses_after_the_weights_change_in_place(model, rgb_u8):
     counting = CountingModel(copy.deepcopy(model))
     cache = ByteLRUCache(64 * 1024 * 1024)
-    first = hmsa_core.infer(rgb_u8, (1.0,), model=counting, cache=cache)
+    first = hmsa_core.infer(rgb_u8, (1.0,), model=counting, precision="fp32", cache=cache)
     with torch.no_grad():
         next(counting.parameters()).mul_(0.5)
-    second = hmsa_core.infer(rgb_u8, (1.0,), model=counting, cache=cache)
+    second = hmsa_core.infer(rgb_u8, (1.0,), model=counting, precision="fp32", cache=cache)
     assert counting.calls == 2 and second.cost.cached_scales == ()
     assert not torch.equal(first.logits, second.logits)
 
 
 def test_remerge_needs_no_forward_pass(model, rgb_u8):
     counting = CountingModel(model)
-    result = hmsa_core.infer(rgb_u8, (0.5, 1.0, 2.0), model=counting, cache=None)
+    result = hmsa_core.infer(rgb_u8, (0.5, 1.0, 2.0), model=counting, precision="fp32", cache=None)
     again = result.remerge("max", scales=(0.5, 2.0))
     assert counting.calls == 3
     assert again.scales == (0.5, 2.0) and again.method == "max"

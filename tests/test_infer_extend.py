@@ -32,11 +32,11 @@ def lite() -> hmsa_core.MultiScaleSegmenter:
 
 def test_extend_runs_only_the_scales_the_base_lacks(lite):
     image = _rgb(32, 48, seed=4)
-    base = hmsa_core.extend(None, image, (0.5, 1.0), lite, cache=None)
+    base = hmsa_core.extend(None, image, (0.5, 1.0), lite, cache=None, precision="fp32")
     counter = _PassCounter(lite)
     seen: list[tuple[float, int, int, bool]] = []
     grown = hmsa_core.extend(
-        base, image, (0.5, 1.0, 2.0), lite, method="mean", cache=None,
+        base, image, (0.5, 1.0, 2.0), lite, method="mean", cache=None, precision="fp32",
         progress=lambda *args: seen.append(args),
     )  # fmt: skip
     assert counter.scales == [(64, 96)]  # only the 2.0 pass, although no cache holds the others
@@ -47,11 +47,13 @@ def test_extend_runs_only_the_scales_the_base_lacks(lite):
     ]  # fmt: skip
     for scale in (0.5, 1.0):  # the held outputs themselves, not recomputed copies
         assert grown.per_scale[scale].output is base.per_scale[scale].output
-    again = hmsa_core.extend(grown, image, (1.0, 2.0), lite, cache=None)
+    again = hmsa_core.extend(grown, image, (1.0, 2.0), lite, cache=None, precision="fp32")
     assert len(counter.scales) == 1  # a subset of the held scales: no pass at all
     assert again.scales == (1.0, 2.0) and again.method == "hierarchical"
     counter.handle.remove()
-    full = hmsa_core.infer(image, (0.5, 1.0, 2.0), model=lite, method="mean", cache=None)
+    full = hmsa_core.infer(
+        image, (0.5, 1.0, 2.0), model=lite, method="mean", cache=None, precision="fp32"
+    )
     assert torch.allclose(grown.logits, full.logits, atol=1e-5)
     assert torch.equal(grown.pred, full.pred)
 

@@ -39,7 +39,12 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> MultiScaleSegmenter:
 @pytest.fixture(scope="module")
 def full(model: MultiScaleSegmenter, golden: dict) -> InferenceResult:
     return hmsa_core.infer(
-        torch.from_numpy(golden["input"]), ALL_SCALES, model=model, cache=None, precision="fp32"
+        torch.from_numpy(golden["input"]),
+        ALL_SCALES,
+        model=model,
+        cache=None,
+        precision="fp32",
+        aux=True,
     )
 
 

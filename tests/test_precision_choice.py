@@ -11,6 +11,7 @@ import torch
 
 import hmsa_core
 from hmsa_core.cache import ByteLRUCache
+from hmsa_core.folding import inference_copy
 from hmsa_core.precision import (
     NATIVE_BF16_FLAGS,
     choose_precision,
@@ -118,7 +119,8 @@ def test_the_cache_never_returns_a_pass_of_another_precision(model, image):
 def test_channels_last_reaches_the_first_convolution_in_reduced_precision(model, image):
     if resolve_precision("auto", torch.device("cpu")) == "fp32":
         pytest.skip("this CPU has no native bfloat16: auto runs float32, contiguous")
-    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    folded = inference_copy(model, torch.bfloat16)  # reduced precision runs this copy
+    assert folded is not None
     seen: list[tuple[bool, torch.dtype]] = []
 
     def record(_module, args):
@@ -127,9 +129,16 @@ def test_channels_last_reaches_the_first_convolution_in_reduced_precision(model,
             return
         seen.append((x.is_contiguous(memory_format=torch.channels_last), x.dtype))
 
-    handle = first_conv.register_forward_pre_hook(record)
+    def first_conv(net: torch.nn.Module) -> torch.nn.Module:
+        return next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+
+    handle = first_conv(folded.module).register_forward_pre_hook(record)
     try:
         hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, precision="bf16", cache=None)
+    finally:
+        handle.remove()
+    handle = first_conv(model).register_forward_pre_hook(record)
+    try:
         hmsa_core.infer(image, (1.0,), model=model, precision="fp32", cache=None)
     finally:
         handle.remove()

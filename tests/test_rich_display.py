@@ -102,7 +102,7 @@ def test_the_official_architecture_displays_too() -> None:
     torch.manual_seed(0)
     model = build("hrnet48_ocr_mscale", num_classes=19).eval()
     image = np.asarray(Image.open(SAMPLE).convert("RGB").resize((128, 64)))
-    result = hmsa_core.infer(image, (0.5, 1.0), model=model, cache=None)
+    result = hmsa_core.infer(image, (0.5, 1.0), model=model, cache=None, aux=True)
     assert result.aux_logits is not None
     _check_display(result)
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from hmsa_core.cascade import parse_scales
@@ -61,8 +63,27 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+#: The golden fixtures (manifest and arrays) the ``recipe`` weights are regenerated from.
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
+
+
+def recipe_model(device: torch.device) -> MultiScaleSegmenter:
+    """Returns the official architecture with the golden fixtures' deterministic recipe
+    weights (regenerated from NVIDIA's key manifest with the gain the golden arrays used)."""
+    from hmsa_core.data.recipe_weights import read_manifest, recipe_state_dict
+
+    gain = float(np.load(FIXTURES / "nvidia_mscale_golden.npz")["recipe_gain"])
+    manifest = read_manifest(FIXTURES / "nvidia_mscale_ocr_hrnetv2_w48_cityscapes.json")
+    model = build(ARCH, 19)
+    model.load_state_dict(recipe_state_dict(manifest, gain=gain), strict=True)
+    return model.to(device).eval()
+
+
 def load_bench_model(checkpoint: str | None, device: torch.device) -> MultiScaleSegmenter:
-    """Returns the eval-mode model: from ``checkpoint`` if given, else randomly initialised."""
+    """Returns the eval-mode model: ``"recipe"`` (:func:`recipe_model`), a checkpoint file,
+    else randomly initialised."""
+    if checkpoint == "recipe":
+        return recipe_model(device)
     if checkpoint:
         from hmsa_core.api import load_model
 
