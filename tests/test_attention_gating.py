@@ -142,3 +142,31 @@ def test_gates_are_refused_where_they_do_not_apply(model, image):
     explicit = hmsa_core.load_model("explicit-lite", "cpu")
     with pytest.raises(ValueError, match="needs a model with a scale-attention head"):
         hmsa_core.infer(image, (0.5, 1.0, 2.0), model=explicit, gate=0.1, cache=None)
+
+
+def test_a_real_gated_run_computes_exact_tiles_and_stays_within_the_bound(model):
+    # The lite model's receptive field (radius 43 px) fits in half the default 96 px overlap,
+    # so the tiles a gated run computes equal the whole pass there, and the merge moves by at
+    # most the bound stated for exact tiles.
+    gen = torch.Generator().manual_seed(5)
+    image = torch.zeros((1, 3, 128, 768))
+    image[..., :, 512:] = torch.randn((1, 3, 128, 256), generator=gen) * 2
+    limits = InputLimits(gate_tile=64)
+    plain = run_scales(model, image, (0.5, 1.0), precision="fp32", cache=None)
+    env = 1 - plain[0.5].output.attention
+    left, right = float(env[..., :, :200].amax()), float(env[..., :, 280:].amax())
+    if abs(left - right) < 1e-3:
+        pytest.skip("the attention of this image does not split the tiles")
+    tau = (left + right) / 2
+    gated = run_scales(
+        model, image, (0.5, 1.0), precision="fp32", cache=None, gate=tau, limits=limits
+    )
+    computed = gated[1.0].computed
+    assert computed is not None and 0 < float(computed.float().mean()) < 1
+    exact = plain[1.0].output.logits[0][:, computed]
+    assert torch.allclose(gated[1.0].output.logits[0][:, computed], exact, atol=1e-4)
+    outputs = {s: r.output for s, r in plain.items()}
+    merged_plain = merge(outputs, "hierarchical").logits
+    merged_gated = merge({s: r.output for s, r in gated.items()}, "hierarchical").logits
+    bound = gate_error_bound({s: o.logits for s, o in outputs.items()}, tau, 1)
+    assert float((merged_gated - merged_plain).abs().max()) <= bound + 1e-5

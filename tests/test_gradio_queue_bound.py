@@ -44,7 +44,7 @@ def test_a_full_queue_refuses_at_once_and_waiting_requests_see_who_is_ahead(
 ) -> None:
     monkeypatch.setenv("HMSA_GRADIO_CONCURRENCY", "1")
     monkeypatch.setenv("HMSA_GRADIO_QUEUE_SIZE", str(WAITING))
-    images = noise_images(tmp_path / "images", REQUESTS, (384, 768), seed=0, prefix="noise")
+    images = noise_images(tmp_path / "images", REQUESTS, (512, 1024), seed=0, prefix="noise")
     demo = build_app(samples_dir=tmp_path / "no_samples")
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
@@ -52,9 +52,9 @@ def test_a_full_queue_refuses_at_once_and_waiting_requests_see_who_is_ahead(
         jobs = [
             client.submit(
                 image=handle_file(str(path)),
-                scales=[1.0],
+                scales=[1.0, 2.0],  # over a second each: waiting lasts long enough to be seen
                 arrays=False,
-                max_side=768,
+                max_side=1024,
                 api_name="/segment",
             )
             for path in images
@@ -80,5 +80,5 @@ def test_a_full_queue_refuses_at_once_and_waiting_requests_see_who_is_ahead(
     assert REQUESTS - WAITING - 1 <= len(refused) <= REQUESTS - WAITING, (refused, ranks)
     assert all("Queue is full" in message for message in refused)
     assert len(answered) == REQUESTS - len(refused)
-    assert all(data["image_size"] == [384, 768] for _, data, _ in answered)
+    assert all(data["image_size"] == [512, 1024] for _, data, _ in answered)
     assert max(ranks.values(), default=-1) >= 1, ranks  # someone waited behind another

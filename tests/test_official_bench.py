@@ -20,7 +20,8 @@ def test_the_side_by_side_table_has_every_row_and_the_reference_agrees_with_itse
     rows = [line for line in out.splitlines() if line.startswith("| fp32") or "gate0.02" in line]
     assert len(rows) == 2
     reference = [cell.strip() for cell in rows[0].split("|")]
-    assert reference[11] == "100.00%" and reference[12] == "-"
+    assert reference[11] == "100.00%" and reference[12] == "0.000 / 0.0000"
+    assert reference[13] == reference[14] == "-"
     assert PHOTO.name in out and "top-2 logit margin" in out
 
 
@@ -29,3 +30,18 @@ def test_bad_arguments_get_one_line_and_exit_code_2(capsys, tmp_path):
     assert "unknown configuration" in capsys.readouterr().err
     assert main(["--image", str(tmp_path / "missing.jpg")]) == 2
     assert "no image file" in capsys.readouterr().err
+    assert main(["--image", "fixture", "--size", "512x1024"]) == 2
+    assert "pass --size 64x128" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_fixture_input_runs_at_its_own_size_with_the_recipe_weights(capsys):
+    argv = ["--image", "fixture", "--size", "64x128", "--checkpoint", "recipe"]
+    assert main([*argv, "--scales", "0.5,1,2", "--configs", "fp32,auto,fp32+gate0.02"]) == 0
+    out = capsys.readouterr().out
+    assert "the golden fixtures' input" in out and "weights recipe" in out
+    auto = next(line for line in out.splitlines() if line.startswith("| auto"))
+    assert float(auto.split("|")[11].strip().rstrip("%")) > 50.0  # same image, same weights
+    gated = next(line for line in out.splitlines() if line.startswith("| fp32+gate")).split("|")
+    moved, bound = (float(v) for v in gated[13].split("/"))
+    assert moved <= bound + 1e-6  # gating with exact tiles stays within the stated bound
