@@ -11,17 +11,8 @@ from torch import nn
 import hmsa_core
 from hmsa_core.folding import check_folded, fold_batchnorm, inference_copy
 from hmsa_core.models import build
-from hmsa_core.models.mscale_ocr import ARCH
 from hmsa_core.precision import resolve_precision
-
-TRUNK = {
-    "stem_channels": 8,
-    "layer1_planes": 4,
-    "layer1_blocks": 1,
-    "branch_channels": [4, 8, 8, 8],
-    "stage_modules": [1, 1, 1],
-    "blocks_per_branch": 1,
-}
+from tests.tiny_models import tiny_official
 
 
 def _randomise_norms(model: nn.Module, seed: int) -> nn.Module:
@@ -39,9 +30,7 @@ def _randomise_norms(model: nn.Module, seed: int) -> nn.Module:
 
 
 def small_official() -> nn.Module:
-    torch.manual_seed(0)
-    model = build(ARCH, 5, trunk=TRUNK, mid_channels=16, key_channels=8, attn_bottleneck=8)
-    return _randomise_norms(model, 1)
+    return _randomise_norms(tiny_official(5), 1)
 
 
 def _norms(model: nn.Module) -> int:

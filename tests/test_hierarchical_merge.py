@@ -14,7 +14,7 @@ from hmsa_core.cache import ByteLRUCache
 from hmsa_core.merge import merge
 from hmsa_core.models import build
 from hmsa_core.models.base import ScaleOutput
-from hmsa_core.models.mscale_ocr import ARCH
+from tests.tiny_models import tiny_official
 
 CASCADES = [(1.0,), (0.5, 1.0), (0.5, 1.0, 2.0), (0.25, 0.5, 1.0, 2.0), (0.5, 1.0, 1.5, 2.0)]
 
@@ -194,18 +194,7 @@ def test_aux_logits_are_merged_only_when_every_scale_has_them():
 
 def tiny_aux_model(classes: int = 5):
     """A small ``hrnet48_ocr_mscale`` (same code as the official model; it has aux logits)."""
-    torch.manual_seed(0)
-    trunk = {
-        "stem_channels": 8,
-        "layer1_planes": 4,
-        "layer1_blocks": 1,
-        "branch_channels": [4, 8, 8, 8],
-        "stage_modules": [1, 1, 1],
-        "blocks_per_branch": 1,
-    }
-    return build(
-        ARCH, classes, trunk=trunk, mid_channels=16, key_channels=8, attn_bottleneck=8
-    ).eval()
+    return tiny_official(classes)
 
 
 def test_inference_result_exposes_merged_aux_logits():
