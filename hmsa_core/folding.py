@@ -18,6 +18,7 @@ is checked against the original on a small float32 input before it is used
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import re
@@ -135,10 +136,34 @@ def check_folded(original: nn.Module, folded: nn.Module, side: int) -> float:
     generator = torch.Generator().manual_seed(0)
     device = next(original.parameters()).device
     x = torch.randn((1, 3, side, 2 * side), generator=generator).to(device)
-    with torch.no_grad():
+    with torch.no_grad(), _exact_float32(device):
         expected = original(x).logits.float()
         actual = folded(x).logits.float()
     return float((expected - actual).abs().max() / expected.abs().max().clamp_min(1e-12))
+
+
+def _exact_float32(device: torch.device) -> contextlib.AbstractContextManager:
+    """Returns a context with TF32 off on CUDA (cuDNN convolutions default to TF32, whose
+    rounding, about 1e-3, would hide a wrong fold or refuse a right one); a no-op elsewhere."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(
+        enabled=cudnn.enabled,
+        benchmark=cudnn.benchmark,
+        deterministic=cudnn.deterministic,
+        allow_tf32=False,
+    )
+
+
+def pass_module(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:
+    """Returns the module a pass in ``dtype`` runs: the folded copy for reduced precision
+    (:func:`inference_copy`) when there is one, else ``model`` itself (float32 passes,
+    models with hooks, copies refused by :func:`check_folded`)."""
+    if dtype is None:
+        return model
+    folded = inference_copy(model, dtype)
+    return model if folded is None else folded.module
 
 
 def weights_fingerprint(model: nn.Module) -> tuple[int, ...]:

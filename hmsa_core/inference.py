@@ -20,7 +20,7 @@ from hmsa_core.cascade import validate_scales
 from hmsa_core.cost import ACTIVATION_SHARE, CascadeCost, PassEstimate, ScaleCost, estimate_pass
 from hmsa_core.fastpath import FastPathOptions, fast_forward
 from hmsa_core.fastpath import check_device as check_fast_device
-from hmsa_core.folding import inference_copy
+from hmsa_core.folding import pass_module
 from hmsa_core.gating import combine as gating_combine
 from hmsa_core.gating import fill_output as gating_fill
 from hmsa_core.gating import needed_tiles, rectangle_cores, remaining_envelope, tile_rectangles
@@ -209,9 +209,10 @@ def prepare_input(
 ) -> PreparedInput:
     """Returns the :class:`PreparedInput` of any accepted image form.
 
-    A ``torch.Tensor`` ``(3, H, W)`` or ``(1, 3, H, W)`` is taken as already normalised; any
-    other form (path, bytes, PIL image, numpy array) is read as RGB and normalised with the
-    model's mean and std.
+    A ``torch.Tensor`` ``(3, H, W)`` or ``(1, 3, H, W)`` is taken as already normalised and
+    stays on its device (a GPU tensor is not copied to the CPU and back; only the uint8 RGB
+    for display comes to the CPU); any other form (path, bytes, PIL image, numpy array) is
+    read as RGB and normalised with the model's mean and std.
 
     Raises:
         ValueError: unreadable, oversized, wrongly shaped or non-finite input.
@@ -226,16 +227,18 @@ def prepare_input(
             )
         if not x.is_floating_point():
             raise ValueError(f"a tensor image must be floating point, got {x.dtype}")
-        x = x.to(torch.float32).cpu()
-        if not torch.isfinite(x).all():
-            raise ValueError("image tensor holds NaN or infinite values")
         h, w = x.shape[-2:]
         if h * w > limits.max_pixels:
             raise ValueError(f"image is too large: {w} x {h} pixels (limit {limits.max_pixels:,})")
-        mean = torch.tensor(model.mean).view(1, 3, 1, 1)
-        std = torch.tensor(model.std).view(1, 3, 1, 1)
-        rgb = (x * std + mean)[0].permute(1, 2, 0).clamp(0, 1).numpy()
-        return PreparedInput(tensor=x.contiguous(), rgb=rgb_to_uint8(rgb))
+        x = x.to(torch.float32)
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("image tensor holds NaN or infinite values")
+        mean = torch.tensor(model.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(model.std, device=x.device).view(1, 3, 1, 1)
+        # rgb_to_uint8's rounding, done where the tensor is: only uint8 crosses to the CPU
+        rgb = ((x * std + mean).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
+        rgb_np = rgb[0].permute(1, 2, 0).contiguous().cpu().numpy()
+        return PreparedInput(tensor=x.contiguous(), rgb=rgb_np)
     rgb = load_rgb(image, limits)
     tensor = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).contiguous()
     return PreparedInput(tensor=model.normalize(tensor), rgb=rgb_to_uint8(rgb))
@@ -350,12 +353,17 @@ def run_scales(
         num_scales=len(cascade),
         fast=fast_path,
         keep_aux=aux,
+        runner=pass_module(model, RUN_DTYPES[ran]),
     )
     image = image.to(device)
     digest = tensor_digest(image) if cache is not None else ""
-    token = (model_token(model), weights_version(model), str(device))
-    was_training = model.training
-    model.eval()
+    # The token reads every weight's version counter: only worth it when there is a cache.
+    token = (model_token(model), weights_version(model), str(device)) if cache is not None else ()
+    # Eval mode for the passes, each module's own mode restored after (one flag per module:
+    # Module.eval() would walk the whole tree on every call).
+    training = [m for m in model.modules() if m.training]
+    for m in training:
+        m.training = False
     results: dict[float, ScaleResult] = {}
     try:
         for index, scale in enumerate(cascade):
@@ -387,7 +395,8 @@ def run_scales(
             if progress is not None:
                 progress(scale, index, len(cascade), hit is not None)
     finally:
-        model.train(was_training)
+        for m in training:
+            m.training = True
     return results
 
 
@@ -403,6 +412,7 @@ class _PassSetup:
     num_scales: int
     fast: FastPathOptions | None = None
     keep_aux: bool = False
+    runner: torch.nn.Module | None = None
 
     @property
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -410,33 +420,40 @@ class _PassSetup:
 
     def windows(self, size: tuple[int, int]) -> tuple[Window, ...] | None:
         """Returns the tiles of a pass at ``size``, or ``None`` when it runs whole."""
-        if not self.tiled or size[0] * size[1] <= self.limits.max_tile_pixels:
+        budget = self.tile_budget
+        if not self.tiled or size[0] * size[1] <= budget:
             return None
-        return plan_tiles(size, self.limits.max_tile_pixels, self.limits.tile_overlap, self.align)
+        return plan_tiles(size, budget, self.limits.tile_overlap, self.align)
+
+    @property
+    def tile_budget(self) -> int:
+        """Returns the largest input area one pass runs on, on this setup's device."""
+        return self.limits.tile_pixels(self.device.type)
 
     def tile_key(self, size: tuple[int, int], scale: float) -> tuple[int, int] | None:
         """Returns the part of the cache key that says how the pass at ``scale`` was tiled."""
         scaled = scaled_size(size, scale)
         if self.windows(scaled) is None:
             return None
-        return (self.limits.max_tile_pixels, self.limits.tile_overlap)
+        return (self.tile_budget, self.limits.tile_overlap)
 
 
 def _forward(
     model: MultiScaleSegmenter, setup: _PassSetup
 ) -> Callable[[torch.Tensor], ScaleOutput]:
     """Returns the function running one no-grad pass in the setup's precision and layout
-    (reduced precision runs on the model's BatchNorm-folded copy, see :mod:`hmsa_core.folding`)."""
-    runner: torch.nn.Module = model
-    dtype = RUN_DTYPES[setup.precision]
-    if dtype is not None:
-        folded = inference_copy(model, dtype)
-        runner = model if folded is None else folded.module
+    (reduced precision runs on the model's BatchNorm-folded copy, see :mod:`hmsa_core.folding`;
+    :func:`run_scales` looks it up once per call, as ``setup.runner``)."""
+    runner = (
+        setup.runner
+        if setup.runner is not None
+        else pass_module(model, RUN_DTYPES[setup.precision])
+    )
 
     def run(x: torch.Tensor) -> ScaleOutput:
         fast = setup.fast
         if fast is not None and x.shape[-2] * x.shape[-1] <= fast.small_pixels:
-            return fast_forward(model, fast, setup.precision)(x)
+            return fast_forward(runner, fast, setup.precision)(x)
         with torch.no_grad(), setup.autocast:
             return runner(to_layout(x, setup.precision))
 
@@ -536,7 +553,7 @@ def _gated_windows(
 ) -> tuple[Window, ...]:
     """Returns the windows that compute ``cores`` (each split further when its window would
     exceed ``limits.max_tile_pixels``)."""
-    overlap, budget = setup.limits.tile_overlap, setup.limits.max_tile_pixels
+    overlap, budget = setup.limits.tile_overlap, setup.tile_budget
     windows: list[Window] = []
     for top, bottom, left, right in cores:
         window = window_for_core((top, bottom, left, right), size, overlap)

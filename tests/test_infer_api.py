@@ -266,3 +266,23 @@ def test_a_too_small_scale_names_the_scale_and_the_size_it_would_give(model, rgb
         hmsa_core.infer(rgb_u8, (0.05, 1.0), model=model, cache=None, limits=InputLimits())
     with pytest.raises(ValueError, match=r"scale 0.1 turns the 80 x 48 image into 8 x 4 pixels"):
         hmsa_core.infer(rgb_u8, "0.1, 1", model=model, cache=None)
+
+
+def test_a_tensor_image_keeps_the_display_rgb_of_the_array_it_came_from(model, rgb_u8):
+    from hmsa_core.inference import prepare_input
+
+    tensor = prepare_input(rgb_u8, model).tensor
+    again = prepare_input(tensor, model)
+    assert np.array_equal(again.rgb, rgb_u8)
+    assert again.tensor.device == tensor.device
+    assert torch.equal(again.tensor, tensor)
+
+
+def test_passes_run_in_eval_mode_and_leave_each_modules_mode_as_it_was(model, rgb_u8):
+    reference = hmsa_core.infer(rgb_u8, (1.0,), model=model, cache=None, precision="fp32")
+    mixed = copy.deepcopy(model).train()
+    mixed.classifier.eval()
+    before = {name: m.training for name, m in mixed.named_modules()}
+    result = hmsa_core.infer(rgb_u8, (1.0,), model=mixed, cache=None, precision="fp32")
+    assert {name: m.training for name, m in mixed.named_modules()} == before
+    assert torch.equal(result.logits, reference.logits)  # BatchNorm used its running stats

@@ -44,3 +44,20 @@ def test_flops_grow_with_the_square_of_the_scale(model: MultiScaleSegmenter) -> 
     full = estimate_pass(model, FULL).flops
     half = estimate_pass(model, (FULL[0] // 2, FULL[1] // 2)).flops
     assert half / full == pytest.approx(0.25, rel=0.01)
+
+
+def test_a_replaced_module_invalidates_the_cached_estimate() -> None:
+    import torch
+
+    from hmsa_core.cost import _meta_replica
+
+    lite = build("lite", 19).eval()
+    before = estimate_pass(lite, (64, 128)).flops
+    assert _meta_replica(lite) is _meta_replica(lite)  # built once per module structure
+    head = lite.classifier
+    lite.classifier = torch.nn.Conv2d(head.in_channels, 4 * head.out_channels, 1)
+    after = estimate_pass(lite, (64, 128)).flops
+    # the 1x1 classifier runs at 1/4 resolution: 3x more output channels add 2 FLOPs per
+    # multiply-add for each new channel, input channel and pixel there
+    extra = 2 * head.in_channels * 3 * head.out_channels * (64 // 4) * (128 // 4)
+    assert after - before == extra

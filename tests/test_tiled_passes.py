@@ -91,3 +91,23 @@ def test_tiled_lite_pass_equals_the_whole_pass_when_the_overlap_covers_its_field
     small = InputLimits(max_tile_pixels=(128 + 64) ** 2, tile_overlap=32)
     rough = run_scales(model, image, (2.0,), precision="fp32", cache=None, limits=small)
     assert not torch.allclose(rough[2.0].output.logits, whole[2.0].output.logits, atol=1e-4)
+
+
+def test_gpu_passes_run_whole_by_default_and_have_their_own_budget(monkeypatch):
+    from hmsa_core.inference import _PassSetup  # the setup that decides each pass's tiles
+
+    limits = InputLimits()
+    assert limits.tile_pixels("cpu") == 2_097_152
+    assert limits.tile_pixels("cuda") == limits.max_scaled_pixels
+
+    def windows(device: str, size: tuple[int, int], budget: InputLimits):
+        setup = _PassSetup("bf16", torch.device(device), True, 32, budget, 3)
+        return setup.windows(size)
+
+    assert windows("cuda", (2048, 4096), limits) is None  # the 2.0 pass of 1024 x 2048, whole
+    assert len(windows("cpu", (2048, 4096), limits)) > 1
+    monkeypatch.setenv("HMSA_CUDA_MAX_TILE_PIXELS", "1048576")
+    small_gpu = limits_from_env()
+    assert small_gpu.tile_pixels("cuda") == 1_048_576
+    assert small_gpu.tile_pixels("cpu") == 2_097_152
+    assert len(windows("cuda", (2048, 4096), small_gpu)) > 1
