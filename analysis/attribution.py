@@ -29,6 +29,7 @@ from analysis.figures import HEATMAP_SIDE, attention_scales, image_trace, style_
 from hmsa_core.images import ImageLike, fit_max_side, rgb_to_uint8
 from hmsa_core.inference import model_device, prepare_input
 from hmsa_core.models.base import MultiScaleSegmenter, rescale_input, resize
+from hmsa_core.modes import eval_mode
 
 __all__ = [
     "METHODS",
@@ -271,9 +272,7 @@ def attribute(
     device = model_device(model)
     x = torch.from_numpy(rgb_u8).permute(2, 0, 1)[None].float().div(255.0).to(device)
     x = model.normalize(x)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             logits = _scale_output(model, x, scale, "logits")
         selection = torch.zeros((1, 1, h, w), device=device)
@@ -314,8 +313,6 @@ def attribute(
             if attr.dim() != 4:
                 raise ValueError(f"layer {layer_name!r} does not output (B, C, h, w) maps")
             result = LayerAttribution.interpolate(attr, (h, w), interpolate_mode="bilinear")[0, 0]
-    finally:
-        model.train(was_training)
     out = _to_size(result, full)
     report(1.0)
     return Attribution(

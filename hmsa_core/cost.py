@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hmsa_core.limits import InputLimits
 from hmsa_core.models.base import scaled_size
+from hmsa_core.modes import eval_mode
 
 #: Share of the float32 activation estimate a pass holds in each precision it can run in
 #: (reduced-precision activations take 2 bytes instead of 4; an estimate, see README).
@@ -273,9 +274,7 @@ def estimate_pass(
         cached = known[1].get(key) if known is not None and known[0] == structure else None
     if cached is not None:
         return cached
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         counter = FlopCounterMode(display=False)
         live = LiveBytesMode()
         try:
@@ -290,8 +289,6 @@ def estimate_pass(
             live = LiveBytesMode()
             with torch.no_grad(), counter, live:
                 model(x)
-    finally:
-        model.train(was_training)
     estimate = PassEstimate(
         flops=int(counter.get_total_flops()),
         activation_bytes=int(live.peak),
@@ -327,7 +324,7 @@ def estimate_cascade(
             passes, as before tiling existed.
     """
     from hmsa_core.precision import resolve_precision
-    from hmsa_core.tiling import plan_tiles
+    from hmsa_core.tiling import pass_tiles
 
     try:
         device = next(model.parameters()).device
@@ -342,9 +339,10 @@ def estimate_cascade(
         est = estimate_pass(model, size)
         full = size[0] * size[1]
         flops, largest = est.flops, full
-        if tileable and limits is not None and full > limits.tile_pixels(device.type):
-            budget = limits.tile_pixels(device.type)
-            windows = plan_tiles(size, budget, limits.tile_overlap, align)
+        windows = None
+        if tileable and limits is not None:
+            windows = pass_tiles(size, limits, device.type, align)
+        if windows is not None:
             flops = round(est.flops * sum(w.area for w in windows) / full)
             largest = max(w.area for w in windows)
         activations = est.activation_bytes * largest / max(full, 1) * ACTIVATION_SHARE[ran]

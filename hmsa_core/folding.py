@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from hmsa_core.modes import eval_mode
+
 #: Largest relative difference (of the logits' largest magnitude) a folded copy may show
 #: against the original, both in float32, before it is refused.
 FOLD_TOLERANCE = 1e-4
@@ -196,14 +198,10 @@ def inference_copy(model: nn.Module, dtype: torch.dtype) -> FoldedModel | None:
         cached = _COPIES.get(model, {}).get(dtype)
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             replica, folded = fold_batchnorm(model)
             side = max(64, int(getattr(model, "min_input_side", 16)) * 4)
             ok = folded > 0 and check_folded(model, replica, side) <= FOLD_TOLERANCE
-        finally:
-            model.train(was_training)
         result = None
         if ok:
             _cast_convolutions(replica, dtype)

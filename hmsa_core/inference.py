@@ -29,8 +29,9 @@ from hmsa_core.labels import LabelSet
 from hmsa_core.limits import DEFAULT_LIMITS, InputLimits
 from hmsa_core.merge import ExplicitMerger, merge
 from hmsa_core.models.base import MultiScaleSegmenter, ScaleOutput, rescale_input, scaled_size
+from hmsa_core.modes import eval_mode
 from hmsa_core.precision import RUN_DTYPES, autocast_for, resolve_precision, to_layout
-from hmsa_core.tiling import Box, Window, plan_tiles, run_windows, window_for_core
+from hmsa_core.tiling import Box, Window, pass_tiles, plan_tiles, run_windows, window_for_core
 
 #: The precisions a pass can run in (``"auto"`` resolves to one of them).
 PRECISIONS = RUN_DTYPES
@@ -359,13 +360,8 @@ def run_scales(
     digest = tensor_digest(image) if cache is not None else ""
     # The token reads every weight's version counter: only worth it when there is a cache.
     token = (model_token(model), weights_version(model), str(device)) if cache is not None else ()
-    # Eval mode for the passes, each module's own mode restored after (one flag per module:
-    # Module.eval() would walk the whole tree on every call).
-    training = [m for m in model.modules() if m.training]
-    for m in training:
-        m.training = False
     results: dict[float, ScaleResult] = {}
-    try:
+    with eval_mode(model):
         for index, scale in enumerate(cascade):
             gated = tau > 0 and index > 0
             lower = tuple(cascade[:index]) if gated else ()
@@ -394,9 +390,6 @@ def run_scales(
                     cache.put(key, (r.output, r.cost, r.computed), _output_bytes(r.output))
             if progress is not None:
                 progress(scale, index, len(cascade), hit is not None)
-    finally:
-        for m in training:
-            m.training = True
     return results
 
 
@@ -420,10 +413,9 @@ class _PassSetup:
 
     def windows(self, size: tuple[int, int]) -> tuple[Window, ...] | None:
         """Returns the tiles of a pass at ``size``, or ``None`` when it runs whole."""
-        budget = self.tile_budget
-        if not self.tiled or size[0] * size[1] <= budget:
+        if not self.tiled:
             return None
-        return plan_tiles(size, budget, self.limits.tile_overlap, self.align)
+        return pass_tiles(size, self.limits, self.device.type, self.align)
 
     @property
     def tile_budget(self) -> int:

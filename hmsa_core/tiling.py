@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from hmsa_core.limits import InputLimits
 from hmsa_core.models.base import ScaleOutput
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right (half-open)
@@ -118,6 +119,18 @@ def plan_tiles(
         for top, bottom in _axis_cores(h, core_h)
         for left, right in _axis_cores(w, core_w)
     )
+
+
+def pass_tiles(
+    size: tuple[int, int], limits: InputLimits, device_type: str, align: int = 32
+) -> tuple[Window, ...] | None:
+    """Returns the windows a pass over an ``(H, W)`` input runs in on a ``device_type`` device
+    (its budget: :meth:`InputLimits.tile_pixels`), or ``None`` when the input fits and the pass
+    runs whole."""
+    budget = limits.tile_pixels(device_type)
+    if size[0] * size[1] <= budget:
+        return None
+    return plan_tiles(size, budget, limits.tile_overlap, align)
 
 
 def _ramp(

@@ -278,11 +278,12 @@ def test_a_tensor_image_keeps_the_display_rgb_of_the_array_it_came_from(model, r
     assert torch.equal(again.tensor, tensor)
 
 
-def test_passes_run_in_eval_mode_and_leave_each_modules_mode_as_it_was(model, rgb_u8):
-    reference = hmsa_core.infer(rgb_u8, (1.0,), model=model, cache=None, precision="fp32")
+@pytest.mark.parametrize("precision", ["fp32", "auto"])  # auto also builds the folded copy
+def test_passes_run_in_eval_mode_and_leave_each_modules_mode_as_it_was(model, rgb_u8, precision):
+    reference = hmsa_core.infer(rgb_u8, (1.0,), model=model, cache=None, precision=precision)
     mixed = copy.deepcopy(model).train()
     mixed.classifier.eval()
     before = {name: m.training for name, m in mixed.named_modules()}
-    result = hmsa_core.infer(rgb_u8, (1.0,), model=mixed, cache=None, precision="fp32")
+    result = hmsa_core.infer(rgb_u8, (1.0,), model=mixed, cache=None, precision=precision)
     assert {name: m.training for name, m in mixed.named_modules()} == before
     assert torch.equal(result.logits, reference.logits)  # BatchNorm used its running stats
