@@ -204,8 +204,8 @@ class _NormShape(torch.nn.Module):
 
 def _structure_key(model: torch.nn.Module) -> tuple[int, ...]:
     """Returns the identities of every module of ``model``: a value that changes when a module
-    is added, removed or replaced (then cached estimates and meta replicas are stale). About
-    1 ms for the official model's 1,143 modules."""
+    is added, removed or replaced (then cached estimates and meta replicas are stale). One walk
+    of the module tree, far cheaper than the estimate it guards."""
     return tuple(map(id, model.modules()))
 
 
