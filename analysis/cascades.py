@@ -65,6 +65,25 @@ def parse_cascade(text: str) -> Cascade:
     return validate_scales(parse_scales(text))
 
 
+def sweep_methods(cascade: Sequence[float], methods: Iterable[str]) -> tuple[str, ...]:
+    """Returns the merges a sweep runs on ``cascade``: :func:`expand_methods`, except that a
+    one-scale cascade gets the one ``"single:<s>"`` (every merge of one scale is that scale's
+    own prediction, so it is scored and shown once)."""
+    if len(cascade) == 1:
+        return (f"single:{format_scale(cascade[0])}",)
+    return expand_methods(cascade, methods)
+
+
+def row_label(cascade: Sequence[float], method: str) -> str:
+    """Returns how tables and charts name a (cascade, method): ``"single 0.5"`` for a
+    one-scale cascade (``"single 0.5 + flip"`` for the method label ``"mean + flip"``),
+    ``"hierarchical (0.5, 1, 2)"`` otherwise."""
+    if len(cascade) == 1:  # any merge of one scale is it; keep what follows, e.g. " + flip"
+        extra = method[method.index(" ") :] if " " in method else ""
+        return f"single {format_scale(cascade[0])}{extra}"
+    return f"{method} ({format_cascade(cascade, ', ')})"
+
+
 def expand_methods(cascade: Sequence[float], methods: Iterable[str]) -> tuple[str, ...]:
     """Returns the merge methods to run on ``cascade``: ``"single"`` becomes ``"single:<s>"`` for
     each of its scales; other names are kept; duplicates are dropped, order kept."""

@@ -9,7 +9,9 @@ subcommand      runs                                   what it does
 segment         :mod:`analysis.segment`                mask PNG, per-scale maps, metrics
 report          :mod:`analysis.report`                 self-contained HTML report
 sweep           :mod:`analysis.sweep`                  every cascade x method over a dataset
-scale-stats     :mod:`analysis.scale_stats`            which scale decides each class
+scale-stats     :mod:`analysis.scale_stats`            which scale decides each class, size,
+                                                       boundary distance (``--by``)
+calibration     :mod:`analysis.where_cli`              calibration (ECE, reliability) per method
 bench           :mod:`analysis.bench`                  speed, merge and official benchmarks
 download        :mod:`hmsa_core.download`              fetch pretrained weights
 train           :mod:`hmsa_core.train`                 train on SynthScapes (with validation)
@@ -38,7 +40,11 @@ COMMANDS: dict[str, Command] = {
     "segment": Command("analysis.segment", "segment images or folders: mask PNG, maps, metrics"),
     "report": Command("analysis.report", "write a self-contained HTML report of a run or sweep"),
     "sweep": Command("analysis.sweep", "score every cascade x merge method over a dataset"),
-    "scale-stats": Command("analysis.scale_stats", "per-class scale preference over a dataset"),
+    "scale-stats": Command(
+        "analysis.scale_stats",
+        "which scale wins, --by class|size|boundary|distance, over a dataset",
+    ),
+    "calibration": Command("analysis.where_cli", "calibration (ECE, reliability) per merge method"),
     "bench": Command("analysis.bench.__main__", "benchmarks: speed, merge, official"),
     "download": Command("hmsa_core.download", "download pretrained weights (e.g. cityscapes)"),
     "train": Command("hmsa_core.train.__main__", "train HMSA or explicit attention on SynthScapes"),
@@ -48,6 +54,8 @@ EXAMPLES = (
     "hmsa segment assets/samples --scales 0.5 1 2 --out segmented",
     "hmsa report --image assets/samples/synthscapes_val_000.png --scales 0.5,1,2 --out report.html",
     "hmsa scale-stats --data synthscapes:val:8 --scales 0.5 1 2",
+    "hmsa scale-stats --by size --data synthscapes:val:8 --json size.json",
+    "hmsa calibration --data synthscapes:val:8 --json calibration.json",
     "hmsa bench speed --repeats 3",
     "hmsa train --arch lite --steps 500 --out runs/hmsa",
 )
@@ -83,6 +91,12 @@ def _bench(argv: list[str]) -> int:
     return bench_main(argv)
 
 
+def _calibration(argv: list[str]) -> int:
+    from analysis.where_cli import calibration_main
+
+    return calibration_main(argv)
+
+
 def _train(argv: list[str]) -> int:
     from analysis.train_validation import validation_scores
     from hmsa_core.train.__main__ import main as train_main
@@ -107,6 +121,7 @@ def _download(argv: list[str]) -> int:
 #: Subcommands that need more than the module's ``main(argv)``.
 SPECIAL: dict[str, Callable[[list[str]], int]] = {
     "bench": _bench,
+    "calibration": _calibration,
     "train": _train,
     "download": _download,
 }

@@ -8,7 +8,7 @@ Scales are accepted as one token with commas (``--scales 0.5,1,2``), as separate
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hmsa_core.cascade import parse_scales
@@ -35,7 +35,12 @@ def cascades_text(tokens: Sequence[str]) -> str:
     return " ".join(tokens)
 
 
-class _ScalesAction(argparse.Action):
+class _TokensAction(argparse.Action):
+    """Stores ``parse(tokens)`` of the option's tokens; a ``ValueError`` becomes the usual
+    argparse error (exit code 2), with a hint when positional files follow the option."""
+
+    parse: Callable[[list[str]], object]
+
     def __call__(
         self,
         parser: argparse.ArgumentParser,
@@ -44,23 +49,20 @@ class _ScalesAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         try:
-            setattr(namespace, self.dest, scales_from_tokens(list(values)))
+            setattr(namespace, self.dest, type(self).parse(list(values)))
         except ValueError as exc:
             hint = ""
             if any(p.option_strings == [] and p.nargs in ("+", "*") for p in parser._actions):
-                hint = " (to give files after the scales, end the scales with --)"
+                hint = f" (to give files after {option_string}, end its values with --)"
             raise argparse.ArgumentError(self, f"{exc}{hint}") from exc
 
 
-class _CascadesAction(argparse.Action):
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        setattr(namespace, self.dest, cascades_text(list(values)))
+class _ScalesAction(_TokensAction):
+    parse = staticmethod(scales_from_tokens)
+
+
+class _CascadesAction(_TokensAction):
+    parse = staticmethod(cascades_text)
 
 
 def add_scales_argument(
@@ -100,6 +102,15 @@ def add_cascades_argument(
         help=f"{help}, ';'-separated, each 0.5,1,2 or 0.5 1 2, e.g. '0.5,1;0.5,1,2' "
         f"(default {default!r})",
     )
+
+
+def bench_parser(program: str, description: str | None, example: str) -> argparse.ArgumentParser:
+    """Returns the argument parser of ``python -m analysis.bench <program>`` whose ``--help``
+    ends on the worked ``example`` (its arguments)."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m analysis.bench {program}", description=description
+    )
+    return with_example(parser, f"python -m analysis.bench {program} {example}")
 
 
 def with_example(parser: argparse.ArgumentParser, *examples: str) -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 import hmsa_core
-from analysis.cascades import Cascade, format_cascade, union_scales
+from analysis.cascades import Cascade, format_cascade, row_label, union_scales
 from analysis.dataset_sources import DataSource, SampleView, labelled_indices
 from analysis.metrics import scores_from_matrix
 from analysis.scale_stats import ScalePreference, preference_from_sums, weight_sums
@@ -43,6 +43,7 @@ from analysis.sweep import (
     sweep,
     sweep_keys,
 )
+from analysis.where_runs import RunWhere, RunWhereWriter, load_run_where
 from hmsa_core.data.sample import SegmentationSample
 from hmsa_core.labels import LabelSet, label_set_for, label_set_from_dict, label_set_to_dict
 from hmsa_core.models.base import MultiScaleSegmenter
@@ -82,6 +83,8 @@ class RunSpec:
         cascades: the cascades, each ascending.
         methods: merge methods as asked (``"single"`` is always added: the image ranking
             compares against every single scale).
+        flip: also score every cascade and method with flip (each scale run on the mirrored
+            image too, DESIGN 1.6): the flip axis, one more row per cascade and method.
     """
 
     model_name: str
@@ -89,6 +92,7 @@ class RunSpec:
     data: DataSource
     cascades: tuple[Cascade, ...]
     methods: tuple[str, ...]
+    flip: bool = False
 
     @property
     def sweep_methods(self) -> tuple[str, ...]:
@@ -107,6 +111,7 @@ class RunSpec:
             "data": self.data.identity(),
             "cascades": [list(c) for c in self.cascades],
             "methods": list(self.sweep_methods),
+            **({"flip": True} if self.flip else {}),  # runs without flip keep their folders
         }
         text = json.dumps(ident, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -126,8 +131,10 @@ def make_spec(
     data: DataSource,
     cascades: Sequence[Sequence[float]],
     methods: Sequence[str],
+    flip: bool = False,
 ) -> RunSpec:
-    """Returns the :class:`RunSpec` of the settings (cascades sorted and deduplicated).
+    """Returns the :class:`RunSpec` of the settings (cascades sorted and deduplicated; ``flip``
+    adds the flip axis).
 
     Raises:
         ValueError: no cascade or no method.
@@ -140,7 +147,7 @@ def make_spec(
     chosen = tuple(dict.fromkeys(m.strip() for m in methods if m.strip()))
     if not chosen:
         raise ValueError("pick at least one merge method")
-    return RunSpec(model_name, model_id, data, tuple(unique), chosen)
+    return RunSpec(model_name, model_id, data, tuple(unique), chosen, bool(flip))
 
 
 # --------------------------------------------------------------------------- stored run
@@ -161,6 +168,11 @@ class ImageRecord:
             preference scale's effective weight (``P = 0`` without a preference merge).
         pixels: ``(C,)`` ground-truth pixels of each class.
         thumbnail: path of its thumbnail PNG.
+        flip_matrices: a flip run's ``(K, C, C)`` matrices of each key's flip merge, else
+            ``None``.
+        flip_scale_flops: ``(S,)`` FLOPs of each scale's mirrored pass (flip runs).
+        flip_scale_seconds: ``(S,)`` seconds of each scale's mirrored pass (flip runs).
+        flip_merge_seconds: ``(K,)`` seconds of each key's flip merge (flip runs).
     """
 
     index: int
@@ -172,6 +184,10 @@ class ImageRecord:
     weight_sums: np.ndarray
     pixels: np.ndarray
     thumbnail: Path
+    flip_matrices: np.ndarray | None = None
+    flip_scale_flops: np.ndarray | None = None
+    flip_scale_seconds: np.ndarray | None = None
+    flip_merge_seconds: np.ndarray | None = None
 
     def miou(self, key: int) -> float:
         """Returns this image's mIoU in [0, 1] for key ``key`` (NaN when it did not merge)."""
@@ -242,6 +258,12 @@ class DatasetRun:
         """Returns True when every image of the data source is scored."""
         return self.done >= self.total
 
+    def where(self) -> RunWhere | None:
+        """Returns the run's where-report (object size, boundaries, calibration over the scored
+        images, and each image's small-object recall gain; :mod:`analysis.where_runs`), or
+        ``None`` when none is stored."""
+        return load_run_where(self.folder)
+
     def status(self) -> str:
         """Returns a sentence saying how many images the results cover."""
         if self.complete:
@@ -268,11 +290,34 @@ class DatasetRun:
         acc.notes = dict(self.notes)
         for index in self.notes:
             acc.failed[index] = 1
-        return acc.table(self.labels)
+        table = acc.table(self.labels)
+        flip = self._flip_accumulator()
+        if flip is None:
+            return table
+        rows = (replace(r, flip=True) for r in flip.table(self.labels).rows)
+        return replace(table, rows=(*table.rows, *rows))
+
+    def _flip_accumulator(self) -> _Accumulator | None:
+        """Returns the sums of the flip rows (costs of both passes of each scale), or ``None``
+        when the run has no flip axis or an image lacks it."""
+        if not self.spec.flip or any(r.flip_matrices is None for r in self.records):
+            return None
+        acc = _Accumulator(self.keys, self.scales, self.labels.num_classes)
+        for record in self.records:
+            acc.matrices += record.flip_matrices.astype(np.int64)  # type: ignore[union-attr]
+            acc.merge_seconds += record.flip_merge_seconds  # type: ignore[arg-type]
+            acc.scale_flops += record.scale_flops + record.flip_scale_flops  # type: ignore[operator]
+            acc.scale_seconds += record.scale_seconds + record.flip_scale_seconds  # type: ignore[operator]
+        acc.num_images = len(self.records)
+        acc.notes = dict(self.notes)
+        for index in self.notes:
+            acc.failed[index] = 1
+        return acc
 
     def shown_table(self) -> SweepTable:
-        """Returns :meth:`table` without the ``single:<s>`` rows the run added for the image
-        ranking only (kept when ``"single"`` was asked for).
+        """Returns :meth:`table` without the ``single:<s>`` rows the run added to its multi-scale
+        cascades for the image ranking only (kept when ``"single"`` was asked for; a one-scale
+        cascade's one row is always kept).
 
         Raises:
             ValueError: no image is scored yet.
@@ -280,7 +325,9 @@ class DatasetRun:
         table = self.table()
         if "single" in self.spec.methods:
             return table
-        rows = tuple(r for r in table.rows if not r.method.startswith("single:"))
+        rows = tuple(
+            r for r in table.rows if len(r.cascade) == 1 or not r.method.startswith("single:")
+        )
         return SweepTable(rows, table.labels, table.num_images, table.reference)
 
     def preference(self) -> ScalePreference | None:
@@ -401,6 +448,7 @@ def _write_meta(run: DatasetRun) -> None:
             "data": run.spec.data.to_dict(),
             "cascades": [list(c) for c in run.spec.cascades],
             "methods": list(run.spec.methods),
+            "flip": run.spec.flip,
         },
         "keys": [[list(c), m] for c, m in run.keys],
         "scales": list(run.scales),
@@ -442,6 +490,15 @@ def _write_record(
             pass  # the method cannot merge this cascade: no preference for this image
     path = _record_path(folder, index)
     path.parent.mkdir(parents=True, exist_ok=True)
+    flips: dict[str, np.ndarray] = {}
+    if done.flip_matrices is not None and done.flip_merge_seconds is not None:
+        mirrored = [done.per_scale[s].flipped_cost for s in scales]
+        flips = {
+            "flip_matrices": done.flip_matrices.astype(np.int32),
+            "flip_scale_flops": np.array([c.flops if c else 0 for c in mirrored], np.int64),
+            "flip_scale_seconds": np.array([c.seconds if c else 0.0 for c in mirrored]),
+            "flip_merge_seconds": np.asarray(done.flip_merge_seconds, dtype=np.float64),
+        }
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer,
@@ -453,9 +510,14 @@ def _write_record(
         merge_seconds=np.asarray(done.merge_seconds, dtype=np.float64),
         weight_sums=sums,
         pixels=pixels,
+        **flips,
     )
     _atomic_write(path.with_suffix(".png"), _thumbnail_png(done.sample.image))
     _atomic_write(path, buffer.getvalue())
+
+
+#: The arrays a flip run's image record adds.
+FLIP_ARRAYS = ("flip_matrices", "flip_scale_flops", "flip_scale_seconds", "flip_merge_seconds")
 
 
 def _read_record(path: Path, keys: int, scales: int, classes: int, pref: int) -> ImageRecord:
@@ -470,6 +532,7 @@ def _read_record(path: Path, keys: int, scales: int, classes: int, pref: int) ->
             weight_sums=data["weight_sums"].astype(np.float64),
             pixels=data["pixels"].astype(np.int64),
             thumbnail=path.with_suffix(".png"),
+            **{name: data[name] for name in FLIP_ARRAYS if name in data.files},
         )
     shapes = {
         "matrices": (record.matrices.shape, (keys, classes, classes)),
@@ -478,6 +541,10 @@ def _read_record(path: Path, keys: int, scales: int, classes: int, pref: int) ->
         "weight_sums": (record.weight_sums.shape, (classes, pref)),
         "pixels": (record.pixels.shape, (classes,)),
     }
+    if record.flip_matrices is not None:
+        shapes["flip_matrices"] = (record.flip_matrices.shape, (keys, classes, classes))
+        shapes["flip_merge_seconds"] = (np.shape(record.flip_merge_seconds), (keys,))
+        shapes["flip_scale_flops"] = (np.shape(record.flip_scale_flops), (scales,))
     for what, (got, want) in shapes.items():
         if got != want:
             raise ValueError(f"{path.name}: {what} has shape {got}, expected {want}")
@@ -508,6 +575,7 @@ def load_run(spec_or_folder: RunSpec | str | os.PathLike) -> DatasetRun | None:
             data=DataSource.from_dict(raw["data"]),
             cascades=tuple(tuple(float(s) for s in c) for c in raw["cascades"]),
             methods=tuple(str(m) for m in raw["methods"]),
+            flip=bool(raw.get("flip", False)),
         )
         keys = tuple((tuple(float(s) for s in c), str(m)) for c, m in meta["keys"])
         run = DatasetRun(
@@ -542,30 +610,6 @@ def load_run(spec_or_folder: RunSpec | str | os.PathLike) -> DatasetRun | None:
             continue
     records.sort(key=lambda r: r.index)
     return DatasetRun(**{**run.__dict__, "records": tuple(records)})
-
-
-def list_runs() -> list[DatasetRun]:
-    """Returns every readable run stored in :func:`results_dir`, newest first."""
-    root = results_dir()
-    if not root.is_dir():
-        return []
-    found = []
-    for folder in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            run = load_run(folder) if folder.is_dir() else None
-        except ValueError:
-            continue
-        if run is not None:
-            found.append(run)
-    return found
-
-
-def mark_stopped(run: DatasetRun) -> DatasetRun:
-    """Records that the user stopped ``run`` (a later run of the same settings resumes it);
-    returns the run with ``stopped=True``."""
-    stopped = DatasetRun(**{**run.__dict__, "stopped": True})
-    _write_meta(stopped)
-    return stopped
 
 
 class _Remaining(SampleView):
@@ -633,10 +677,12 @@ def run_dataset(
     start = time.perf_counter()
     state = {"stopped": False, "done": len(done_indices)}
     pref = (stored.preference_scales, stored.preference_method)
+    where = RunWhereWriter(folder, stored.labels, stored.scales, model)
 
     def on_image(done: ImageDone) -> bool:
         index = todo[done.index]
         _write_record(folder, done, index, pref, model)
+        where.image_done(index, done.where)
         if done.notes != notes:
             notes.clear()
             notes.update(done.notes)
@@ -656,6 +702,8 @@ def run_dataset(
         progress=False,
         shard=False,
         on_image=on_image,
+        where=where.accumulator,
+        flips=(False, True) if spec.flip else (False,),
     )
     final = DatasetRun(**{**stored.__dict__, "notes": dict(notes), "stopped": state["stopped"]})
     _write_meta(final)
@@ -716,9 +764,10 @@ def load_sweep_csv(source: bytes | str | os.PathLike) -> SweepTable:
 
 def per_class_iou_frame_rows(table: SweepTable) -> tuple[list[str], list[list[float | None]]]:
     """Returns ``(headers, rows)``: one row per class present in any row, then one column per
-    available (cascade, method), IoU in %; ``None`` where a class is absent."""
+    available (cascade, method) named by :func:`~analysis.cascades.row_label` (a one-scale
+    cascade once, ``"single 0.5"``), IoU in %; ``None`` where a class is absent."""
     rows = [r for r in table.rows if r.available]
-    headers = ["class", *(f"{r.method} ({format_cascade(r.cascade, ', ')})" for r in rows)]
+    headers = ["class", *(row_label(r.cascade, r.label) for r in rows)]
     body: list[list[float | None]] = []
     for name in table.labels.names:
         values = [r.per_class_iou.get(name) for r in rows]

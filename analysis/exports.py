@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from analysis.compare import MethodComparison, method_cost
+from hmsa_core.confidence import result_confidence
 from hmsa_core.cost import CascadeCost
 from hmsa_core.inference import InferenceResult
 
@@ -63,6 +64,7 @@ def arrays_npz_bytes(
     dtype: type[np.floating] = np.float16,
     compress: bool = False,
     include_logits: bool = True,
+    confidence: bool = True,
 ) -> bytes:
     """Returns an ``.npz`` of the run's arrays (float maps stored as ``dtype``).
 
@@ -71,6 +73,8 @@ def arrays_npz_bytes(
     scale ``s``: ``logits_<s>`` ``(C, h, w)`` at that scale's input size, ``attention_<s>``
     ``(h, w)`` (when the model has attention) and ``weights_<s>`` ``(H, W)`` (the effective
     weight maps); ``aux_logits`` when present. ``<s>`` is written as in :func:`scale_key`.
+    With ``confidence`` (:mod:`hmsa_core.confidence`): ``top_prob``, ``margin`` and ``entropy``
+    ``(H, W)`` of the merged logits and ``top_prob_<s>`` ``(h, w)`` of each scale's own logits.
 
     Logits dominate the size (about ``2 * C * H * W * (1 + sum s^2)`` bytes in float16): pass
     ``include_logits=False`` for attention, weights and prediction only. ``compress`` deflates
@@ -95,6 +99,12 @@ def arrays_npz_bytes(
             arrays[f"attention_{key}"] = _np(per.attention).astype(dtype)
     for scale, weight in result.weights.items():
         arrays[f"weights_{scale_key(scale)}"] = _np(weight).astype(dtype)
+    if confidence:
+        for name, values in result_confidence(result).as_dict().items():
+            arrays[name] = _np(values).astype(dtype)
+        for scale in result.per_scale:
+            top = result_confidence(result, scale).top_prob
+            arrays[f"top_prob_{scale_key(scale)}"] = _np(top).astype(dtype)
     buffer = io.BytesIO()
     (np.savez_compressed if compress else np.savez)(buffer, **arrays)
     return buffer.getvalue()
@@ -144,9 +154,12 @@ def cost_rows(cost: CascadeCost, *, total: bool = False) -> list[dict]:
     Each row: ``scale`` (float, or ``"total"``), ``input size`` (``"W x H"``), ``GFLOPs``,
     ``seconds`` (of the pass when it was computed), ``peak MB`` (measured on CUDA, estimated
     on CPU), ``source`` (``"cached"`` or ``"computed"``), ``precision`` (what ran),
-    ``computed %`` (share of the pass's area computed; below 100 when gating skipped tiles)
-    and ``GFLOPs saved`` (by gating).
+    ``computed %`` (share of the pass's area computed; below 100 when gating skipped tiles),
+    ``skipped %`` (the rest), ``GFLOPs saved`` (by gating) and ``gate`` (criterion and
+    threshold of a gated pass, e.g. ``"attention 0.3 (approximate)"``; empty otherwise).
     """
+    from hmsa_core.display import gate_label
+
     rows: list[dict] = [
         {
             "scale": float(c.scale),
@@ -157,7 +170,9 @@ def cost_rows(cost: CascadeCost, *, total: bool = False) -> list[dict]:
             "source": "cached" if c.cached else "computed",
             "precision": c.precision,
             "computed %": round(100.0 * c.computed_fraction, 1),
+            "skipped %": round(100.0 * c.skipped_fraction, 1),
             "GFLOPs saved": round(c.flops_saved / 1e9, 4),
+            "gate": gate_label(c),
         }
         for c in cost.per_scale
     ]
@@ -174,7 +189,9 @@ def cost_rows(cost: CascadeCost, *, total: bool = False) -> list[dict]:
                 "computed %": round(
                     100.0 * sum(c.flops for c in cost.per_scale) / max(cost.full_flops, 1), 1
                 ),
+                "skipped %": round(100.0 * cost.flops_saved / max(cost.full_flops, 1), 1),
                 "GFLOPs saved": round(cost.gflops_saved, 4),
+                "gate": f"{cost.gate_by} {cost.gate:g}" if cost.gate_by else "",
             }
         )
     return rows

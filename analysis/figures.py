@@ -8,9 +8,7 @@ that their long side stays at most ``max_side`` pixels; heatmaps are downsampled
 
 from __future__ import annotations
 
-import base64
 import functools
-import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,9 +22,10 @@ import torch.nn.functional as F
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from analysis.cascades import format_cascade
-from analysis.compare import MethodComparison, method_cost
+from analysis.cascades import format_cascade, row_label
+from analysis.compare import MethodComparison
 from hmsa_core.cost import CascadeCost
+from hmsa_core.display import png_data_uri
 from hmsa_core.inference import InferenceResult
 from hmsa_core.labels import LabelSet
 from hmsa_core.models.base import scaled_size
@@ -60,13 +59,6 @@ def to_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
 def stride_for(size: tuple[int, int], max_side: int) -> int:
     """Returns the smallest integer stride that brings the long side of ``size`` to ``<= max_side``."""
     return max(1, math.ceil(max(size) / max(1, max_side)))
-
-
-def png_data_uri(rgb: np.ndarray) -> str:
-    """Returns a ``data:image/png;base64,...`` URI of an ``(H, W, 3)`` uint8 image."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def image_trace(
@@ -632,13 +624,18 @@ def cost_figure(cost: CascadeCost) -> go.Figure:
 # --------------------------------------------------------------------------- Pareto
 
 
-def pareto_front(rows: Sequence[SweepRow]) -> list[SweepRow]:
-    """Returns the rows no other row beats: none has at most their GFLOPs and a higher score.
+#: The x axes of :func:`pareto_figure`: SweepRow attribute -> axis title.
+PARETO_AXES = {"gflops": "GFLOPs per image", "seconds": "seconds per image"}
 
-    Rows without a score (n/a) are ignored; the result is sorted by GFLOPs.
+
+def pareto_front(rows: Sequence[SweepRow], x: str = "gflops") -> list[SweepRow]:
+    """Returns the rows no other row beats: none has at most their GFLOPs (or seconds, with
+    ``x="seconds"``) and a higher score.
+
+    Rows without a score (n/a) are ignored; the result is sorted by ``x``.
     """
-    scored = [r for r in rows if not math.isnan(r.miou) and not math.isnan(r.gflops)]
-    scored.sort(key=lambda r: (r.gflops, -r.miou))
+    scored = [r for r in rows if not math.isnan(r.miou) and not math.isnan(getattr(r, x))]
+    scored.sort(key=lambda r: (getattr(r, x), -r.miou))
     front: list[SweepRow] = []
     best = -math.inf
     for row in scored:
@@ -648,15 +645,32 @@ def pareto_front(rows: Sequence[SweepRow]) -> list[SweepRow]:
     return front
 
 
-def pareto_figure(table: SweepTable) -> go.Figure:
+def _pareto_group(row: SweepRow) -> str:
+    """Returns the legend entry of a row: its method family (flip rows apart), gated rows per
+    criterion."""
+    family = row.method.split(":")[0] + (" + flip" if row.flip else "")
+    return f"{family} gated by {row.gate_by or 'bound'}" if row.gate else family
+
+
+def _pareto_text(row: SweepRow) -> str:
+    """Returns the hover label of a row: cascade and method, with gate and flip."""
+    return row_label(row.cascade, row.label)
+
+
+def pareto_figure(table: SweepTable, x: str = "gflops") -> go.Figure:
     """Returns score (mIoU %, or agreement with the full cascade per ``table.reference``) against
-    GFLOPs per image for every cascade and method of ``table``, the Pareto frontier drawn as a
-    line through its highlighted points.
+    GFLOPs per image (``x="seconds"``: seconds per image) for every cascade and method of
+    ``table``, gated rows as their own points per criterion (DESIGN 1.8), the Pareto frontier
+    drawn as a line through its highlighted points.
 
     Raises:
-        ValueError: no row of the table has a score.
+        ValueError: no row of the table has a score, or an unknown ``x``.
     """
     from analysis.sweep import REFERENCE_GT
+
+    if x not in PARETO_AXES:
+        raise ValueError(f"x must be one of {', '.join(PARETO_AXES)}, got {x!r}")
+    unit = "GFLOPs" if x == "gflops" else "s"
 
     scored = [r for r in table.rows if not math.isnan(r.miou)]
     if not scored:
@@ -665,48 +679,45 @@ def pareto_figure(table: SweepTable) -> go.Figure:
         "mIoU (%)" if table.reference == REFERENCE_GT else "agreement with full cascade (mIoU %)"
     )
     fig = go.Figure()
-    methods: list[str] = []
+    groups: dict[str, list[SweepRow]] = {}  # legend entry -> rows; every single:<s> is "single"
     for row in scored:
-        if row.method not in methods:
-            methods.append(row.method)
-    for i, method in enumerate(methods):
-        rows = [r for r in scored if r.method == method]
+        groups.setdefault(_pareto_group(row), []).append(row)
+    scored = [r for r in scored if not math.isnan(getattr(r, x))]
+    for i, (method, rows) in enumerate(groups.items()):
         fig.add_trace(
             go.Scatter(
-                x=[r.gflops for r in rows],
+                x=[getattr(r, x) for r in rows],
                 y=[100.0 * r.miou for r in rows],
                 mode="markers",
                 name=method,
-                marker={"color": METHOD_COLORS[i % len(METHOD_COLORS)], "size": 9, "opacity": 0.8},
-                text=[format_cascade(r.cascade, ", ") for r in rows],
-                hovertemplate="(%{text}) "
-                + method
-                + "<br>%{x:.2f} GFLOPs<br>%{y:.2f}%<extra></extra>",
+                marker={
+                    "color": METHOD_COLORS[i % len(METHOD_COLORS)],
+                    "size": 9,
+                    "opacity": 0.8,
+                    "symbol": "diamond" if rows[0].gate else "circle",
+                },
+                text=[_pareto_text(r) for r in rows],
+                hovertemplate=f"%{{text}}<br>%{{x:.2f}} {unit}<br>%{{y:.2f}}%<extra></extra>",
             )
         )
-    front = pareto_front(scored)
+    front = pareto_front(scored, x)
     fig.add_trace(
         go.Scatter(
-            x=[r.gflops for r in front],
+            x=[getattr(r, x) for r in front],
             y=[100.0 * r.miou for r in front],
             mode="lines+markers",
             name="Pareto frontier",
             line={"color": "black", "width": 2, "shape": "hv"},
             marker={"symbol": "circle-open", "size": 16, "color": "black", "line": {"width": 2}},
-            text=[f"({format_cascade(r.cascade, ', ')}) {r.method}" for r in front],
-            hovertemplate="frontier: %{text}<br>%{x:.2f} GFLOPs<br>%{y:.2f}%<extra></extra>",
+            text=[_pareto_text(r) for r in front],
+            hovertemplate=f"frontier: %{{text}}<br>%{{x:.2f}} {unit}<br>%{{y:.2f}}%<extra></extra>",
         )
     )
     fig.update_layout(
         title=f"accuracy vs compute over {table.num_images} image(s), scored against {table.reference}",
-        xaxis={"title": "GFLOPs per image"},
+        xaxis={"title": PARETO_AXES[x]},
         yaxis={"title": y_title},
         legend_title_text="method",
         margin={"l": 60, "r": 10, "t": 50, "b": 50},
     )
     return fig
-
-
-def method_cost_summary(comparison: MethodComparison) -> dict[str, float]:
-    """Returns method -> GFLOPs of the forward passes it needs (see :func:`method_cost`)."""
-    return {m: method_cost(comparison, m).gflops for m in comparison.methods}

@@ -17,9 +17,11 @@ import csv
 import datetime as _dt
 import html
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
@@ -41,6 +43,9 @@ from analysis.scale_stats import ScalePreference, scale_preference, scale_prefer
 from analysis.sweep import IOU_PREFIX, SweepTable, subset_rows
 from hmsa_core.inference import InferenceResult
 from hmsa_core.labels import CITYSCAPES, LabelSet, distinct_colors
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from analysis.where_report import WhereReport
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #222; }
@@ -163,6 +168,64 @@ def _preference_table(pref: ScalePreference) -> str:
     return html_table(headers, rows)
 
 
+def markdown_html(text: str) -> str:
+    """Returns the HTML of the small Markdown subset the analysis tables use: pipe tables
+    (the ``|---|`` rule row dropped) and paragraphs, with ``**bold**`` and ``` `code` ```; every
+    text is escaped."""
+
+    def inline(value: str) -> str:
+        value = _esc(value)
+        value = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", value)
+        return re.sub(r"`(.+?)`", r"<code>\1</code>", value)
+
+    parts: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if table:
+            head = "".join(f"<th>{inline(c)}</th>" for c in table[0])
+            body = "".join(
+                "<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>"
+                for row in table[1:]
+            )
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            table.clear()
+
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(re.fullmatch(r":?-+:?", c) for c in cells):
+                table.append(cells)
+            continue
+        flush()
+        if line:
+            parts.append(f"<p>{inline(line)}</p>")
+    flush()
+    return "\n".join(parts)
+
+
+def _where_section(page: _Page, where: WhereReport, result: InferenceResult | None) -> None:
+    """The where-report: its figures, its tables, and the result's confidence maps."""
+    from analysis.where_figures import where_figures
+    from analysis.where_views import confidence_grid_figure
+
+    page.heading("Where each scale wins")
+    page.note(
+        f"{where.num_images} image(s); objects from {where.object_source}. Object recall, "
+        "accuracy and IoU per object size, trimap scores within d pixels of a class boundary, "
+        "Boundary IoU and calibration, for every merge method and single scale re-merged from "
+        "the same per-scale outputs; bins with too few objects are drawn hatched."
+    )
+    for note in where.notes:
+        page.note(note)
+    for fig in where_figures(where).values():
+        page.figure(fig)
+    page.raw(markdown_html(where.to_markdown()))
+    if result is not None:
+        page.figure(confidence_grid_figure(result))
+
+
 def build_report(
     result: InferenceResult | None,
     comparison: MethodComparison | None = None,
@@ -170,6 +233,7 @@ def build_report(
     preference: ScalePreference | None = None,
     *,
     attributions: Sequence[Attribution] = (),
+    where: WhereReport | None = None,
     title: str = "HMSA Explorer report",
     opacity: float = 0.5,
 ) -> str:
@@ -178,7 +242,9 @@ def build_report(
     Sections, for what is given: model/cascade summary; prediction overlay; per-scale grid; merge
     methods (figure, metrics table, skipped methods, per-class IoU table and bars with ground
     truth); compute cost (figure and table); cascade Pareto chart and sweep table; per-class
-    scale preference (heatmap and table); attributions.
+    scale preference (heatmap and table); with ``where`` (an
+    :class:`~analysis.where_report.WhereReport`, made with a mask) where each scale wins: size,
+    boundary and calibration figures and tables, and the confidence maps; attributions.
 
     Raises:
         ValueError: nothing to report (no result and no sweep).
@@ -220,6 +286,8 @@ def build_report(
         page.heading("Which scale decides each class")
         page.figure(scale_preference_figure(preference))
         page.raw(_preference_table(preference))
+    if where is not None:
+        _where_section(page, where, result)
     if attributions:
         page.heading("Attributions")
         for attr in attributions:
@@ -312,8 +380,13 @@ def _image_report(args: argparse.Namespace, sweep: SweepTable | None) -> str:
             result, [m for m in methods if m != "explicit"] or ["hierarchical"], gt=gt, model=model
         )
     preference = scale_preference(result, gt)
+    where = None
+    if gt is not None:
+        from analysis.where_scales import analyse_where
+
+        where = analyse_where(result, gt, methods=comparison.methods or None, model=model)
     title = f"HMSA Explorer report: {Path(args.image).name}"
-    return build_report(result, comparison, sweep, preference, title=title)
+    return build_report(result, comparison, sweep, preference, where=where, title=title)
 
 
 def main(argv: list[str] | None = None) -> int:

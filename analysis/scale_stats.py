@@ -7,6 +7,9 @@ large regions to low ones. Over a dataset the means are pixel-weighted (sums ove
 Command line::
 
     python -m analysis.scale_stats --data synthscapes:val:16 --scales 0.5,1,2
+
+``--by size|boundary|distance`` runs the where-analysis instead (:mod:`analysis.where_cli`):
+object recall by size or camera distance, scores near boundaries, per method and single scale.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -284,13 +288,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--html", default=None, help="also write the heatmap figure to this HTML file"
     )
+    parser.add_argument(
+        "--by",
+        default="class",
+        choices=BY_CHOICES,
+        help="class: this per-class table; size, boundary, distance: the where-analysis "
+        "(python -m analysis.where_cli --help lists its options)",
+    )
+    parser.add_argument("--json", default=None, metavar="FILE", help="write the numbers here")
     return with_example(
         parser, "python -m analysis.scale_stats --data synthscapes:val:32 --scales 0.5 1 2"
     )
 
 
+BY_CHOICES = ("class", "size", "boundary", "distance")
+
+
+def preference_dict(pref: ScalePreference) -> dict:
+    """Returns the JSON-able numbers of a preference: per class, pixels, each scale's mean
+    weight and the preferred scale."""
+    return {
+        "by": "class",
+        "source": pref.source,
+        "num_images": pref.num_images,
+        "scales": list(pref.scales),
+        "classes": {
+            name: {
+                "pixels": int(pref.pixels[k]),
+                "weights": {f"{s:g}": float(pref.weights[k, j]) for j, s in enumerate(pref.scales)},
+                "preferred_scale": float(pref.preferred_scale[k]),
+            }
+            for k, name in enumerate(pref.class_names)
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Runs the command line; prints the markdown table; returns the exit code (2 on bad input)."""
+    """Runs the command line; prints the markdown table; returns the exit code (2 on bad input).
+
+    ``--by size|boundary|distance`` hands every argument to :func:`analysis.where_cli.main`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--by", default="class")
+    known, _ = pre.parse_known_args(argv)
+    if known.by != "class" and known.by in BY_CHOICES:
+        from analysis.where_cli import main as where_main
+
+        return where_main(argv, prog="hmsa scale-stats")
     args = build_parser().parse_args(argv)
     try:
         import hmsa_core
@@ -306,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(pref.to_markdown(), end="")
+    if args.json:
+        import json
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(preference_dict(pref), indent=1), encoding="utf-8")
+        print(f"wrote {args.json}")
     if args.html:
         scale_preference_figure(pref).write_html(args.html, include_plotlyjs=True)
         print(f"wrote {args.html}")

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from analysis.cli_args import add_scales_argument, with_example
 from analysis.compare import compare_methods
 from analysis.exports import arrays_npz_bytes, mask_png_bytes, metrics_json
+from analysis.video_segment import add_video_arguments, is_video, segment_videos
 from hmsa_core.data.folders import IMAGE_EXTENSIONS, IMAGES_DIR, MASK_SUFFIX, find_mask, list_images
 
 
@@ -91,7 +92,9 @@ def segment_one(job: Job, args: argparse.Namespace, model: object, out: Path) ->
     """
     import hmsa_core
 
-    result = hmsa_core.infer(job.image, args.scales, model=model, method=args.method, cache=None)
+    result = hmsa_core.infer(
+        job.image, args.scales, model=model, method=args.method, cache=None, flip=args.flip
+    )
     comparison = compare_methods(result, [args.method], gt=job.mask, model=model)
     metrics = json.loads(metrics_json(comparison))  # NaN already written as null
     metrics["image"] = str(job.image)
@@ -104,6 +107,7 @@ def segment_one(job: Job, args: argparse.Namespace, model: object, out: Path) ->
             "seconds": c.seconds,
             "precision": c.precision,
             "computed_fraction": c.computed_fraction,
+            "flipped": c.flipped,
         }
         for c in result.cost.per_scale
     ]
@@ -121,7 +125,9 @@ def build_parser(prog: str = "hmsa segment") -> argparse.ArgumentParser:
         prog=prog,
         description="Segment images (files or folders): a mask PNG, per-scale maps (.npz) and "
         "metrics JSON per image; masks beside the images (masks/<stem>.png or <stem>_mask.png) "
-        "add mIoU.",
+        "add mIoU. Video clips (.mp4, .webm, .mov...): overlay and deciding-scale videos, "
+        "per-frame .npz and a JSON summary with flicker (<stem>_masks.npz beside a clip adds "
+        "mIoU).",
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="images or folders")
     add_scales_argument(parser)
@@ -135,12 +141,19 @@ def build_parser(prog: str = "hmsa segment") -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", default="segmented", help="output folder (created)")
     parser.add_argument("--logits", action="store_true", help="also store logits in the .npz")
+    parser.add_argument(
+        "--flip",
+        action="store_true",
+        help="also run every scale on the mirrored image and average the two merges",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_video_arguments(parser)
     return with_example(
         parser,
         "hmsa segment assets/samples --scales 0.5 1 2 --method hierarchical --out segmented",
         "hmsa segment street.jpg other.png --scales 0.25,0.5,1,2 --model hmsa-lite --out out",
+        "hmsa segment assets/samples/synthscapes_drive.mp4 --scales 0.5 1 2 --out drive",
     )
 
 
@@ -153,11 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         from hmsa_core.merge import parse_method
 
         parse_method(args.method)
-        jobs = collect_jobs(args.inputs)
+        clips = [p for p in args.inputs if is_video(p)]
+        images = [p for p in args.inputs if not is_video(p)]
+        jobs = collect_jobs(images) if images else []
         model = hmsa_core.load_model(args.model, args.device)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # video clips: overlay and deciding-scale videos, .npz, JSON (analysis.video_segment)
+    video_code = segment_videos(clips, args, model) if clips else 0
+    if not jobs:
+        return video_code
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
@@ -176,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         f"wrote {done} of {len(jobs)} image(s) to {out}"
         + (f"; {len(failed)} failed" if failed else "")
     )
-    return 1 if failed else 0
+    return 1 if failed or video_code else 0
 
 
 if __name__ == "__main__":

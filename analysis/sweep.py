@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,21 +37,26 @@ import hmsa_core
 from analysis.cascades import (
     Cascade,
     all_subsets,
-    expand_methods,
     format_cascade,
     parse_cascade,
     parse_cascades,
+    sweep_methods,
     union_scales,
 )
 from analysis.cli_args import add_cascades_argument, with_example
 from analysis.metrics import ConfusionMatrix, nan_to_none, scores_from_matrix
 from hmsa_core.cache import ByteLRUCache
 from hmsa_core.data.sample import SegmentationSample
+from hmsa_core.gating import GATE_CRITERIA, is_approximate
 from hmsa_core.inference import InferenceResult, prepare_input, run_scales
 from hmsa_core.labels import LabelSet
 from hmsa_core.merge import parse_method
 from hmsa_core.models.base import MultiScaleSegmenter
 from hmsa_core.precision import PRECISION_CHOICES
+from hmsa_core.train import distributed
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from analysis.where_scales import ImageWhere, WhereAccumulator, WhereImage
 
 REFERENCE_GT = "ground truth"
 REFERENCE_AGREEMENT = "agreement with full cascade"
@@ -70,6 +76,10 @@ BASE_COLUMNS = (
 IOU_PREFIX = "iou_"
 #: Optional CSV column: the attention-gating threshold of a row (absent or empty: 0).
 GATE_COLUMN = "gate"
+#: Optional CSV column: 1 when the row's merge includes the mirrored passes (absent: 0).
+FLIP_COLUMN = "flip"
+#: Optional CSV column: the gate criterion of a gated row (absent: ``"bound"``; DESIGN 1.8).
+GATE_BY_COLUMN = "gate_by"
 
 
 # --------------------------------------------------------------------------- results
@@ -91,6 +101,10 @@ class SweepRow:
         note: why the row is n/a (empty otherwise).
         gate: the attention-gating threshold the cascade ran with (0: ungated; gated rows are
             hierarchical merges, see :mod:`hmsa_core.gating`).
+        flip: True when the merge is the mean of the plain and the mirrored passes' merges
+            (DESIGN 1.6); its GFLOPs and seconds count both passes of each scale.
+        gate_by: the gate criterion of a gated row (``"bound"``, ``"attention"``,
+            ``"confidence"``; empty for an ungated row).
     """
 
     cascade: tuple[float, ...]
@@ -102,6 +116,15 @@ class SweepRow:
     seconds: float
     note: str = ""
     gate: float = 0.0
+    flip: bool = False
+    gate_by: str = ""
+
+    @property
+    def label(self) -> str:
+        """Returns the method with the gate and flip, e.g. ``"hierarchical (gate 0.3,
+        attention)"``."""
+        gate = f" (gate {self.gate:g}, {self.gate_by or 'bound'})" if self.gate else ""
+        return self.method + gate + (" + flip" if self.flip else "")
 
     @property
     def available(self) -> bool:
@@ -136,11 +159,23 @@ class SweepTable:
     num_images: int
     reference: str = REFERENCE_GT
 
-    def row(self, cascade: Iterable[float], method: str, gate: float = 0.0) -> SweepRow:
-        """Returns the row of ``cascade``, ``method`` and ``gate``; ``KeyError`` when absent."""
+    def row(
+        self,
+        cascade: Iterable[float],
+        method: str,
+        gate: float = 0.0,
+        flip: bool = False,
+        gate_by: str | None = None,
+    ) -> SweepRow:
+        """Returns the row of ``cascade``, ``method``, ``gate``, ``flip`` and gate criterion
+        ``gate_by`` (``None``: a gated row of any criterion; for a one-scale cascade any
+        method names its ``single:<s>`` row); ``KeyError`` when absent."""
         key = tuple(sorted(float(s) for s in cascade))
+        methods = {method, *(sweep_methods(key, [method]) if len(key) == 1 else ())}
         for row in self.rows:
-            if row.cascade == key and row.method == method and row.gate == float(gate):
+            same = (row.cascade, row.gate, row.flip) == (key, float(gate), flip)
+            by = gate_by is None or not row.gate or row.gate_by == gate_by
+            if same and by and row.method in methods:
                 return row
         raise KeyError(f"no row for cascade {format_cascade(key)} and method {method!r}")
 
@@ -148,7 +183,13 @@ class SweepTable:
         """Writes one line per row (n/a values empty); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        columns = [*BASE_COLUMNS, GATE_COLUMN, *(IOU_PREFIX + name for name in self.labels.names)]
+        columns = [
+            *BASE_COLUMNS,
+            GATE_COLUMN,
+            FLIP_COLUMN,
+            GATE_BY_COLUMN,
+            *(IOU_PREFIX + name for name in self.labels.names),
+        ]
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
@@ -165,6 +206,8 @@ class SweepTable:
                         self.reference,
                         row.note,
                         repr(float(row.gate)),
+                        int(row.flip),
+                        row.gate_by,
                         *(
                             _fmt(row.per_class_iou.get(name, math.nan))
                             for name in self.labels.names
@@ -207,6 +250,8 @@ class SweepTable:
                             seconds=_parse(line["seconds"]),
                             note=line["note"] or "",
                             gate=_parse(line.get(GATE_COLUMN)) if line.get(GATE_COLUMN) else 0.0,
+                            flip=line.get(FLIP_COLUMN, "") in ("1", "True"),
+                            gate_by=_gate_by(line),
                         )
                     )
                     num_images = int(line["images"])
@@ -222,6 +267,9 @@ class SweepTable:
         header = ["cascade", "method", f"{score} (%)", "pixel acc (%)", "GFLOPs/img", "s/img"]
         if per_class:
             header += list(self.labels.names)
+        gated = any(row.gate for row in self.rows)
+        if gated:  # gated rows against their cascade's ungated hierarchical row
+            header += ["% of ungated GFLOPs", "% of ungated s"]
         lines = [
             f"Scored against {self.reference} on {self.num_images} image(s).",
             "",
@@ -231,7 +279,7 @@ class SweepTable:
         for row in self.rows:
             cells = [
                 format_cascade(row.cascade, ", "),
-                row.method + (f" (gate {row.gate:g})" if row.gate else ""),
+                row.label,
                 _pct(row.miou),
                 _pct(row.pixel_accuracy),
                 f"{row.gflops:.2f}",
@@ -239,11 +287,36 @@ class SweepTable:
             ]
             if per_class:
                 cells += [_pct(row.per_class_iou.get(name, math.nan)) for name in self.labels.names]
+            if gated:
+                cells += self._shares(row)
             lines.append("| " + " | ".join(cells) + " |")
         notes = sorted({row.note for row in self.rows if row.note})
         if notes:
             lines += ["", *(f"n/a: {note}" for note in notes)]
         return "\n".join(lines) + "\n"
+
+    def ungated(self, row: SweepRow) -> SweepRow | None:
+        """Returns the ungated hierarchical row of ``row``'s cascade and flip (``None`` when
+        the table has none): what a gated row's GFLOPs and seconds compare to."""
+        try:
+            return self.row(row.cascade, "hierarchical", 0.0, row.flip)
+        except KeyError:
+            return None
+
+    def _shares(self, row: SweepRow) -> list[str]:
+        """Returns the markdown cells of a gated row's GFLOPs and seconds as % of its ungated
+        row (empty for other rows, or without one)."""
+        base = self.ungated(row) if row.gate else None
+        if base is None or not base.gflops or math.isnan(base.seconds) or not base.seconds:
+            return ["", ""]
+        return [f"{100 * row.gflops / base.gflops:.0f}", f"{100 * row.seconds / base.seconds:.0f}"]
+
+
+def _gate_by(line: dict) -> str:
+    """Returns the gate criterion of a CSV line: its column, else ``"bound"`` for a gated row."""
+    value = (line.get(GATE_BY_COLUMN) or "").strip()
+    gated = bool(line.get(GATE_COLUMN)) and float(line[GATE_COLUMN] or 0) > 0
+    return value or ("bound" if gated else "")
 
 
 def _fmt(value: float) -> str:
@@ -275,6 +348,12 @@ class ImageDone:
         size: ``(H, W)`` of the image.
         done: images scored so far, this one included.
         total: images the sweep will visit.
+        where: this image's where-analysis summary (small-object recall gain) when the sweep
+            runs with a ``where`` accumulator, else ``None``.
+        flip_matrices: with flip rows, ``(K, C, C)`` int64 confusion matrices of each key's
+            flip merge (the mean of the plain and the mirrored merges) on this image, else
+            ``None``; ``per_scale`` then holds each scale's mirrored pass too.
+        flip_merge_seconds: with flip rows, ``(K,)`` seconds of each key's flip merge.
     """
 
     index: int
@@ -287,6 +366,9 @@ class ImageDone:
     size: tuple[int, int]
     done: int
     total: int
+    where: ImageWhere | None = None
+    flip_matrices: np.ndarray | None = None
+    flip_merge_seconds: np.ndarray | None = None
 
 
 #: ``on_image`` hook of :func:`sweep`: return True to stop after this image.
@@ -380,21 +462,38 @@ class _Accumulator:
 def sweep_keys(
     cascades: Sequence[Sequence[float]], methods: Iterable[str]
 ) -> tuple[tuple[Cascade, str], ...]:
-    """Returns every (cascade, method) pair in sweep order (``single`` expanded per scale)."""
+    """Returns every (cascade, method) pair in sweep order (``single`` expanded per scale; a
+    one-scale cascade once, as ``single:<s>``, see :func:`~analysis.cascades.sweep_methods`)."""
     methods = tuple(methods)
     return tuple(
         (tuple(sorted(float(s) for s in c)), m)
         for c in cascades
-        for m in expand_methods(sorted(float(s) for s in c), methods)
+        for m in sweep_methods(sorted(float(s) for s in c), methods)
     )
 
 
 def _merge_pred(
-    per_scale: dict, method: str, size: tuple[int, int], model: MultiScaleSegmenter | None
+    per_scale: dict,
+    method: str,
+    size: tuple[int, int],
+    model: MultiScaleSegmenter | None,
+    flip: bool = False,
+    keep: list | None = None,
 ) -> torch.Tensor:
-    """Returns the ``(H, W)`` arg-max prediction of one merge (B = 1)."""
+    """Returns the ``(H, W)`` arg-max prediction of one merge (B = 1); with ``flip`` of the
+    mean of the plain and the mirrored passes' merges (``per_scale`` values are then
+    :class:`~hmsa_core.results.ScaleResult` holding their flipped pass). Without ``flip`` the
+    :class:`~hmsa_core.merge.MergeResult` is appended to ``keep`` when given."""
     merged = hmsa_core.merge(per_scale, method, output_size=size, model=model)
-    return merged.logits[0].max(0).indices  # = argmax(0), much faster on CPU
+    logits = merged.logits
+    if keep is not None and not flip:
+        keep.append(merged)
+    if flip:
+        mirrored = {s: r.flipped for s, r in per_scale.items()}
+        logits = (
+            logits + hmsa_core.merge(mirrored, method, output_size=size, model=model).logits
+        ) / 2
+    return logits[0].max(0).indices  # = argmax(0), much faster on CPU
 
 
 def _score_merges(
@@ -403,20 +502,26 @@ def _score_merges(
     gt: np.ndarray,
     size: tuple[int, int],
     model: MultiScaleSegmenter | None,
+    flip: bool = False,
+    where: WhereImage | None = None,
 ) -> None:
-    """Merges every (cascade, method) of ``acc`` from ``per_scale`` and adds it to the sums."""
+    """Merges every (cascade, method) of ``acc`` from ``per_scale`` (with the mirrored passes
+    when ``flip``) and adds it to the sums; hands each plain merge to ``where`` too."""
     for index, (cascade, method) in enumerate(acc.keys):
         if acc.failed[index]:
             continue
         subset = {s: per_scale[s] for s in cascade}
         start = time.perf_counter()
+        held: list | None = [] if where is not None else None
         try:
-            pred = _merge_pred(subset, method, size, model)
+            pred = _merge_pred(subset, method, size, model, flip, held)
         except ValueError as exc:
             acc.failed[index] = 1
             acc.notes[index] = f"{method} on ({format_cascade(cascade, ', ')}): {exc}"
             continue
         acc.merge_seconds[index] += time.perf_counter() - start
+        if where is not None and held:
+            where.score(cascade, method, held.pop())
         cm = ConfusionMatrix(acc.num_classes)
         cm.update(pred, gt)
         acc.matrices[index] += cm.matrix
@@ -428,10 +533,13 @@ def _sweep_one(
     sample: SegmentationSample,
     scales: Cascade,
     precision: str,
-    gated: dict[tuple[float, Cascade], _Accumulator] | None = None,
+    gated: dict[tuple[float, str, Cascade], _Accumulator] | None = None,
+    flipped: _Accumulator | None = None,
+    where: WhereImage | None = None,
 ) -> dict | None:
-    """Runs one image once per scale and adds every (cascade, method) of ``acc`` to the sums;
-    returns the per-scale outputs, or ``None`` for an unlabelled sample (skipped)."""
+    """Runs one image once per scale (and once more mirrored for ``flipped``, the flip rows'
+    sums) and adds every (cascade, method) of ``acc`` to the sums; returns the per-scale
+    outputs, or ``None`` for an unlabelled sample (skipped)."""
     if sample.mask is None:
         return None
     prepared = prepare_input(sample.image, model)
@@ -442,16 +550,28 @@ def _sweep_one(
             f"but the image is {size[1]} x {size[0]}"
         )
     cache = ByteLRUCache(1 << 62) if gated else None  # serves gated cascades' ungated passes
-    per_scale = run_scales(model, prepared.tensor, scales, cache=cache, precision=precision)
-    for j, s in enumerate(scales):
-        acc.scale_flops[j] += per_scale[s].cost.flops
-        acc.scale_seconds[j] += per_scale[s].cost.seconds
+    flip = flipped is not None
+    per_scale = run_scales(
+        model, prepared.tensor, scales, cache=cache, precision=precision, flip=flip
+    )
     gt = np.asarray(sample.mask, dtype=np.int64)
-    _score_merges(acc, per_scale, gt, size, model)
-    acc.num_images += 1
-    for (tau, cascade), gacc in (gated or {}).items():
+    for target, with_flip in ((acc, False), (flipped, True)) if flip else ((acc, False),):
+        assert target is not None
+        for j, s in enumerate(scales):
+            for cost in per_scale[s].costs(with_flip):
+                target.scale_flops[j] += cost.flops
+                target.scale_seconds[j] += cost.seconds
+        _score_merges(target, per_scale, gt, size, model, with_flip, None if with_flip else where)
+        target.num_images += 1
+    for (tau, criterion, cascade), gacc in (gated or {}).items():
         passes = run_scales(
-            model, prepared.tensor, cascade, cache=cache, precision=precision, gate=tau
+            model,
+            prepared.tensor,
+            cascade,
+            cache=cache,
+            precision=precision,
+            gate=tau,
+            gate_by=criterion,
         )
         for j, s in enumerate(cascade):
             cost = passes[s].cost
@@ -491,6 +611,9 @@ def sweep(
     shard: bool = True,
     on_image: ImageHook | None = None,
     gates: Sequence[float] = (),
+    where: WhereAccumulator | None = None,
+    flips: Sequence[bool] = (False,),
+    gate_by: Sequence[str] = ("bound",),
 ) -> SweepTable:
     """Returns the :class:`SweepTable` of every cascade x method over ``dataset``.
 
@@ -514,9 +637,18 @@ def sweep(
         gates: attention-gating thresholds above 0 to add: for each, every cascade of two or
             more scales is run gated and merged hierarchically, one row each (``gate`` set,
             GFLOPs actually spent). Needs ``"hierarchical"`` in ``methods``.
+        gate_by: the gate criteria (DESIGN 1.8) each gate runs with: one gated row per
+            criterion, threshold and cascade (``gate_by`` set).
         on_image: called after each scored image with its :class:`ImageDone`; returning True
             stops the sweep there, and the table covers the images scored so far (a single
             process only: under a sharded process group the hook may not stop).
+        where: a :class:`~analysis.where_scales.WhereAccumulator` over the union of the
+            cascades' scales, fed every scored image's held outputs (no extra pass) and
+            all-reduced with the sums; read its ``report()`` afterwards.
+        flips: ``(False,)`` (default), ``(True,)`` or ``(False, True)``: rows without and/or
+            with flip (DESIGN 1.6); both come from the same passes (each scale runs plain and
+            mirrored once), flip rows count both passes' GFLOPs and seconds. Gated rows are
+            unflipped.
 
     Raises:
         ValueError: no cascades, no labelled image, a bad cascade or method.
@@ -532,11 +664,19 @@ def sweep(
             parse_method(method)  # raises ValueError for an unknown name
     scales = union_scales(cascades)
     acc = _Accumulator(sweep_keys(cascades, methods), scales, model.num_classes)
+    flips = tuple(dict.fromkeys(bool(f) for f in flips))
+    if not flips:
+        raise ValueError("flips must hold False, True or both")
+    flipped = _Accumulator(acc.keys, scales, model.num_classes) if True in flips else None
     taus = sorted({float(g) for g in gates if float(g) > 0})
     if taus and "hierarchical" not in methods:
         raise ValueError("gates apply to the hierarchical merge: add 'hierarchical' to methods")
+    criteria = tuple(dict.fromkeys(gate_by))
+    for criterion in criteria:
+        is_approximate(criterion)  # raises ValueError naming the criteria
     gated = {
-        (tau, c): _Accumulator(((c, "hierarchical"),), c, model.num_classes)
+        (tau, criterion, c): _Accumulator(((c, "hierarchical"),), c, model.num_classes)
+        for criterion in criteria
         for tau in taus
         for c in dict.fromkeys(cascades)
         if len(c) > 1
@@ -555,14 +695,30 @@ def sweep(
         ):
             sample = dataset[i]
             before = (acc.matrices.copy(), acc.merge_seconds.copy())
-            per_scale = _sweep_one(acc, model, sample, scales, precision, gated)
+            if flipped is not None:
+                flip_before = (flipped.matrices.copy(), flipped.merge_seconds.copy())
+            image = None
+            if where is not None and sample.mask is not None:
+                image = where.begin(
+                    sample.mask, sample.instances, sample.object_distance, sample.name
+                )
+            per_scale = _sweep_one(acc, model, sample, scales, precision, gated, flipped, image)
+            summary = None
+            if image is not None and per_scale is not None:
+                summary = image.finish(per_scale)
             if on_image is None or per_scale is None or sample.mask is None:
                 continue
             done = ImageDone(
                 i, sample, acc.keys, acc.matrices - before[0], acc.merge_seconds - before[1],
                 dict(acc.notes), per_scale, (int(sample.mask.shape[0]), int(sample.mask.shape[1])),
-                acc.num_images, total,
+                acc.num_images, total, summary,
             )  # fmt: skip
+            if flipped is not None:
+                done = replace(
+                    done,
+                    flip_matrices=flipped.matrices - flip_before[0],
+                    flip_merge_seconds=flipped.merge_seconds - flip_before[1],
+                )
             if on_image(done) and world == 1:
                 break
     except ValueError as exc:  # every rank must learn of it, or the others wait forever
@@ -570,8 +726,10 @@ def sweep(
     if world > 1:
         _raise_if_any_rank_failed(error)
         acc.all_reduce()
-        for gacc in gated.values():
+        for gacc in [*gated.values(), *([flipped] if flipped is not None else [])]:
             gacc.all_reduce()
+        if where is not None:
+            where.all_reduce()
     if error is not None:
         raise error
     if acc.num_images == 0:
@@ -579,12 +737,14 @@ def sweep(
             "no labelled image to score (every sample's mask is None, or the dataset is empty)"
         )
     table = acc.table(model.labels)
-    if not gated:
-        return table
+    rows = table.rows if False in flips else ()
+    if flipped is not None:
+        rows = (*rows, *(replace(r, flip=True) for r in flipped.table(model.labels).rows))
     extra = [
-        replace(gacc.table(model.labels).rows[0], gate=tau) for (tau, _), gacc in gated.items()
+        replace(gacc.table(model.labels).rows[0], gate=tau, gate_by=criterion)
+        for (tau, criterion, _), gacc in gated.items()
     ]
-    return replace(table, rows=(*table.rows, *extra))
+    return replace(table, rows=(*rows, *extra))
 
 
 def subset_rows(
@@ -662,6 +822,20 @@ def parse_gates(text: str) -> tuple[float, ...]:
     return tuple(gates)
 
 
+def parse_gate_by(text: str) -> tuple[str, ...]:
+    """Returns the gate criteria of ``"attention,confidence"``; ``ValueError`` naming the
+    known ones for a bad name."""
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    for name in names:
+        if name not in GATE_CRITERIA:
+            raise ValueError(
+                f"--gate-by: {name!r} is not a gate criterion; use {', '.join(GATE_CRITERIA)}"
+            )
+    if not names:
+        raise ValueError(f"--gate-by: give at least one of {', '.join(GATE_CRITERIA)}")
+    return names
+
+
 def load_sweep_model(name: str, device: str | torch.device | None) -> MultiScaleSegmenter:
     """Returns the model named ``name``: a bundled name or checkpoint path (via
     :func:`hmsa_core.load_model`), or a registry architecture with random weights (said on stderr).
@@ -675,21 +849,21 @@ def load_sweep_model(name: str, device: str | torch.device | None) -> MultiScale
     return hmsa_core.load_model(name, device)
 
 
-def _init_distributed() -> tuple[int, int, str | None]:
-    """Starts the process group when run under torchrun; returns ``(rank, world, device)``."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, None
-    import torch.distributed as dist
+def _where_accumulator(model: MultiScaleSegmenter, cascades: Sequence[Cascade]) -> WhereAccumulator:
+    """Returns the where accumulator of ``--where``: default methods over the union scales."""
+    from analysis.where_scales import WhereAccumulator
 
-    cuda = torch.cuda.is_available()
-    device = None
-    if cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
-    return dist.get_rank(), dist.get_world_size(), device
+    return WhereAccumulator(model.labels, union_scales(cascades), model=model)
+
+
+def _write_where(where: WhereAccumulator, path: str) -> None:
+    """Writes the where-report and the per-image summaries of ``--where`` as JSON."""
+    import json
+
+    data = {**where.report().to_dict(), "images": [i.to_dict() for i in where.images]}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=1), encoding="utf-8")
+    print(f"wrote the where-report to {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -735,6 +909,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated attention-gating thresholds, e.g. 0,0.01,0.05,0.1 (adds gated "
         "hierarchical rows; 0 = ungated)",
     )
+    parser.add_argument(
+        "--gate-by",
+        default="bound",
+        help="comma-separated gate criteria for the --gates rows (DESIGN 1.8): "
+        f"{', '.join(GATE_CRITERIA)} (default bound; one row per criterion and gate)",
+    )
+    parser.add_argument(
+        "--flip",
+        default="0",
+        choices=("0", "1", "both"),
+        help="rows without flip (0, default), with flip (1: each scale also runs mirrored, "
+        "DESIGN 1.6) or both from the same passes",
+    )
+    parser.add_argument(
+        "--where",
+        default=None,
+        metavar="FILE",
+        help="also write the where-report (size, boundary, calibration; analysis.where_scales) "
+        "of the union of the cascades' scales to this JSON file",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return with_example(
         parser,
@@ -746,7 +940,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the sweep command line; returns the exit code (2 on bad input)."""
     args = build_parser().parse_args(argv)
-    rank, world, dist_device = _init_distributed()
+    info = distributed.setup()  # joins the process group under torchrun
+    rank, world = info.rank, info.world_size
+    dist_device = info.device if info.distributed else None
     try:
         try:
             from hmsa_core.data.open import open_dataset
@@ -759,6 +955,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--limit must be at least 1, got {args.limit}")
             model = load_sweep_model(args.model, dist_device or args.device)
             dataset = open_dataset(args.data)
+            where = _where_accumulator(model, cascades) if args.where else None
             table = sweep(
                 model,
                 dataset,
@@ -768,6 +965,9 @@ def main(argv: list[str] | None = None) -> int:
                 precision=args.precision,
                 progress=not args.no_progress,
                 gates=parse_gates(args.gates),
+                gate_by=parse_gate_by(args.gate_by),
+                where=where,
+                flips={"0": (False,), "1": (True,), "both": (False, True)}[args.flip],
             )
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -779,6 +979,8 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.md).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.md).write_text(markdown, encoding="utf-8")
             print(markdown, end="")
+            if where is not None:
+                _write_where(where, args.where)
             print(
                 f"wrote {args.out}"
                 + (f" and {args.md}" if args.md else "")
@@ -786,10 +988,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 0
     finally:
-        if world > 1:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        distributed.cleanup(info)
 
 
 if __name__ == "__main__":

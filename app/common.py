@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -402,6 +402,68 @@ def build_cascade(
 def format_cascade(scales: Iterable[float]) -> str:
     """Returns ``"0.5, 1, 2"`` for a cascade."""
     return ", ".join(f"{s:g}" for s in scales)
+
+
+#: Units of :func:`format_flops`, smallest first: (name, FLOPs per unit).
+FLOP_UNITS: tuple[tuple[str, float], ...] = (
+    ("FLOPs", 1.0),
+    ("kFLOPs", 1e3),
+    ("MFLOPs", 1e6),
+    ("GFLOPs", 1e9),
+    ("TFLOPs", 1e12),
+    ("PFLOPs", 1e15),
+)
+
+
+def format_flops(gflops: float) -> str:
+    """Returns a FLOP count given in GFLOPs as at most four digits and a unit that fits a
+    metric box: ``2103.9`` -> ``"2.10 TFLOPs"``, ``45.31`` -> ``"45.3 GFLOPs"``, ``0.0123`` ->
+    ``"12.3 MFLOPs"`` (three significant digits; ``"0 FLOPs"`` for zero, ``"unknown"`` for
+    NaN or a negative count)."""
+    flops = float(gflops) * 1e9
+    if not flops >= 0 or flops == float("inf"):
+        return "unknown"
+    if flops == 0:
+        return "0 FLOPs"
+    name, size = FLOP_UNITS[0]
+    for unit, per in FLOP_UNITS:
+        if flops >= per * 0.9995:  # 999.96 GFLOPs reads "1.00 TFLOPs", not "1000 GFLOPs"
+            name, size = unit, per
+    value = flops / size
+    digits = 2 if value < 9.995 else 1 if value < 99.95 else 0
+    return f"{value:.{digits}f} {name}"
+
+
+def flop_fraction(passes: Sequence[tuple[float, float]], done: Sequence[float]) -> float:
+    """Returns the share of a run's estimated FLOPs that its passes reported so far did: what
+    a progress bar shows.
+
+    Args:
+        passes: ``(scale, GFLOPs)`` of every planned pass (:func:`hmsa_core.plan_cascade`; with
+            flip a scale's mirrored pass has the same FLOPs as its plain one).
+        done: the scale of each pass reported so far, in order (with flip a scale twice).
+
+    Without any FLOPs (all zero) it is the share of passes done.
+    """
+    per_pass: dict[float, float] = {}
+    for scale, gflops in passes:
+        per_pass.setdefault(scale, gflops)
+    total = sum(gflops for _, gflops in passes)
+    if total <= 0:
+        return min(1.0, len(done) / len(passes)) if passes else 1.0
+    return min(1.0, sum(per_pass.get(scale, 0.0) for scale in done) / total)
+
+
+def planned_passes(
+    model: MultiScaleSegmenter,
+    size: tuple[int, int],
+    scales: Iterable[float],
+    options: hmsa_core.InferOptions,
+) -> list[tuple[float, float]]:
+    """Returns ``(scale, estimated GFLOPs)`` of every pass the cascade will run on an image of
+    ``size`` = ``(H, W)`` with ``options``, in run order (:func:`hmsa_core.plan_cascade`)."""
+    plan = hmsa_core.plan_cascade(model, size, tuple(scales), options)
+    return [(p.scale, p.flops / 1e9) for p in plan.passes]
 
 
 # --------------------------------------------------------------------------- inference

@@ -53,25 +53,27 @@ def _about(choices: Choices) -> None:
             st.markdown(common.training_note(choices.entry))
 
 
-def _estimate(choices: Choices, computed: set[float]) -> float:
-    """Shows the expected GFLOPs of the cascade and of the scales still to compute; returns
-    the GFLOPs still to compute."""
+def _estimate(choices: Choices, computed: set[float]) -> tuple[list[tuple[float, float]], float]:
+    """Shows the expected compute of the cascade and of the passes still to run; returns
+    ``(planned passes, GFLOPs still to compute)``: ``(scale, GFLOPs)`` of every pass in run
+    order (:func:`app.common.planned_passes`, what the progress bar weighs)."""
     assert choices.model is not None and choices.image is not None
-    cost = hmsa_core.estimate_cascade(
-        choices.model,
-        choices.image.size,
-        choices.scales,
-        precision=choices.precision,
-        limits=limits_from_env(),
+    options = hmsa_core.InferOptions(
+        precision=choices.precision, flip=choices.flip, limits=limits_from_env()
     )
-    todo = [c for c in cost.per_scale if c.scale not in computed]
+    cost = hmsa_core.estimate_cascade(
+        choices.model, choices.image.size, choices.scales, options=options
+    )
+    passes = common.planned_passes(choices.model, choices.image.size, choices.scales, options)
+    todo = [g for s, g in passes if s not in computed]
     cols = st.columns(4)
     cols[0].metric("Cascade", f"({common.format_cascade(choices.scales)})")
-    cols[1].metric("Expected compute", f"{cost.gflops:.2f} GFLOPs")
+    cols[1].metric("Expected compute", common.format_flops(cost.gflops))
     cols[2].metric(
         "To compute now",
-        f"{sum(c.gflops for c in todo):.2f} GFLOPs" if todo else "nothing (all cached)",
-        help=f"{len(cost.per_scale) - len(todo)} scale(s) already computed for this image",
+        common.format_flops(sum(todo)) if todo else "nothing (all cached)",
+        help=f"{len(passes) - len(todo)} of {len(passes)} pass(es) already computed for this "
+        "image" + (" (each scale and its mirrored pass)" if choices.flip else ""),
     )
     cols[3].metric(
         "Peak memory (est.)",
@@ -79,7 +81,7 @@ def _estimate(choices: Choices, computed: set[float]) -> float:
         help=f"largest pass, in {'/'.join(cost.precisions)}, tiled above HMSA_MAX_TILE_PIXELS; "
         "before gating skips anything",
     )
-    return sum(c.gflops for c in todo)
+    return passes, sum(todo)
 
 
 def _auto_run_limit() -> float:
@@ -91,17 +93,23 @@ def _auto_run_limit() -> float:
         return AUTO_RUN_MAX_GFLOPS
 
 
-def _run(choices: Choices, request: state.RunRequest) -> state.RunOutcome:
-    """Runs the request with per-scale progress; returns the outcome."""
+def _run(
+    choices: Choices, request: state.RunRequest, passes: list[tuple[float, float]]
+) -> state.RunOutcome:
+    """Runs the request with a progress bar weighted by each pass's estimated FLOPs
+    (``passes``: ``(scale, GFLOPs)`` of every planned pass); returns the outcome."""
     assert choices.model is not None and choices.image is not None
     if not state.needs_forward_pass(st.session_state, request, choices.model):
         return state.run(st.session_state, request, choices.model, choices.image.rgb)
     with st.status("Running the cascade...", expanded=True) as status:
         bar = st.progress(0.0, text="starting")
+        done: list[float] = []
 
         def progress(scale: float, index: int, total: int, cached: bool) -> None:
             how = "from the cache" if cached else "computed"
-            bar.progress((index + 1) / total, text=f"scale {scale:g} {how} ({index + 1}/{total})")
+            done.append(scale)
+            share = common.flop_fraction(passes, done)
+            bar.progress(share, text=f"scale {scale:g} {how} (pass {index + 1}/{total})")
 
         outcome = state.run(
             st.session_state, request, choices.model, choices.image.rgb, progress=progress
@@ -111,9 +119,12 @@ def _run(choices: Choices, request: state.RunRequest) -> state.RunOutcome:
 
 
 def _timings(outcome: state.RunOutcome) -> None:
+    names = [
+        f"{c.scale:g}" + (" mirrored" if c.flipped else "") for c in outcome.result.cost.per_scale
+    ]
     parts = [
-        f"{c.scale:g}: cached" if c.cached else f"{c.scale:g}: {c.seconds:.2f} s"
-        for c in outcome.result.cost.per_scale
+        f"{name}: cached" if c.cached else f"{name}: {c.seconds:.2f} s"
+        for name, c in zip(names, outcome.result.cost.per_scale)
     ]
     parts.append("ran in " + "/".join(outcome.result.cost.precisions))
     how = {
@@ -148,10 +159,12 @@ def main() -> None:
         method=choices.method,
         precision=choices.precision,
         gate=choices.gate,
+        gate_by=choices.gate_by,
+        flip=choices.flip,
     )
     computed = state.computed_scales_in(st.session_state, request, choices.model)
     try:
-        todo_gflops = _estimate(choices, computed)
+        passes, todo_gflops = _estimate(choices, computed)
         pending = state.needs_forward_pass(st.session_state, request, choices.model)
         limit = _auto_run_limit()
         heavy = todo_gflops > limit
@@ -164,7 +177,7 @@ def main() -> None:
             )
             st.info(f"{why}Press Run to compute the new scales.")
             return
-        outcome = _run(choices, request)
+        outcome = _run(choices, request, passes)
     except ValueError as exc:
         st.error(str(exc))
         return

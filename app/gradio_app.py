@@ -37,13 +37,23 @@ from app.gradio_parts.first_visit import (  # noqa: E402
     ExampleResults,
     first_sample,
     open_on_first_sample,
-    sample_examples,
 )
-from app.gradio_parts.handlers import Handlers  # noqa: E402
+from app.gradio_parts.handlers import (  # noqa: E402
+    ESTIMATE_FIELDS,
+    PAGE_FIELDS,
+    Handlers,
+    page_handler,
+)
 from app.gradio_parts.held_result import show_classes  # noqa: E402
-from app.gradio_parts.views import color_map  # noqa: E402
-from hmsa_core.labels import CITYSCAPES  # noqa: E402
-from hmsa_core.limits import limits_from_env  # noqa: E402
+from app.gradio_parts.layout import (  # noqa: E402
+    ApiRow,
+    Controls,
+    Results,
+    api_row,
+    image_page,
+)
+from app.gradio_parts.video_tab import video_page  # noqa: E402
+from hmsa_core.limits import env_number, limits_from_env  # noqa: E402
 
 TITLE = "HMSA Explorer"
 INTRO = (
@@ -99,12 +109,7 @@ def concurrency_limit() -> int:
     Raises:
         ValueError: the variable is not a positive integer.
     """
-    raw = os.environ.get("HMSA_GRADIO_CONCURRENCY", "")
-    if not raw:
-        return DEFAULT_CONCURRENCY
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"HMSA_GRADIO_CONCURRENCY must be a positive integer, got {raw!r}")
-    return int(raw)
+    return int(env_number("HMSA_GRADIO_CONCURRENCY", DEFAULT_CONCURRENCY))
 
 
 def queue_max_size() -> int:
@@ -114,38 +119,7 @@ def queue_max_size() -> int:
     Raises:
         ValueError: the variable is not a positive integer.
     """
-    raw = os.environ.get("HMSA_GRADIO_QUEUE_SIZE", "")
-    if not raw:
-        return QUEUE_MAX_SIZE
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"HMSA_GRADIO_QUEUE_SIZE must be a positive integer, got {raw!r}")
-    return int(raw)
-
-
-def upload_with_preview(
-    label: str, types: tuple[str, ...], name: str, height: int
-) -> tuple[gr.File, gr.Image]:
-    """Returns ``(file upload, read-only preview)`` for one input file.
-
-    The upload is a ``gr.File`` (Gradio stores the bytes and decodes nothing), so every file
-    reaches the app's own readers, which refuse bad ones with a message; the preview shows what
-    those readers made of it. Elements are ``#input-<name>`` and ``#<name>-preview``.
-    """
-    upload = gr.File(
-        label=label,
-        file_types=[f".{t}" for t in types],
-        file_count="single",
-        height=110,
-        elem_id=f"input-{name}",
-    )
-    preview = gr.Image(
-        label=f"{name.capitalize()} preview",
-        interactive=False,
-        format="png",
-        height=height,
-        elem_id=f"{name}-preview",
-    )
-    return upload, preview
+    return int(env_number("HMSA_GRADIO_QUEUE_SIZE", QUEUE_MAX_SIZE))
 
 
 def show_preview(
@@ -172,10 +146,126 @@ def clear_value() -> None:
     return None
 
 
+def wire_previews(handlers: Handlers, controls: Controls) -> None:
+    """Wires the upload previews: the image's on upload, the mask's on upload or model change
+    (its colours are the model's classes)."""
+    image, mask = controls.inputs["image"], controls.inputs["mask"]
+    model = controls.inputs["model_name"]
+    show_preview([image.change], handlers.preview_image, [image], controls.image_preview, "image")
+    mask_triggers = [mask.change, model.change]
+    show_preview(mask_triggers, handlers.preview_mask, [mask, model], controls.mask_preview, "mask")
+
+
+def wire_settings(demo: gr.Blocks, handlers: Handlers, controls: Controls) -> None:
+    """Wires what follows a change of settings, without running the model: the method menu and
+    model description (a pretrained model is downloaded here), and the expected-cost line."""
+    inputs = controls.inputs
+    gr.on(
+        [inputs["model_name"].change, inputs["scales"].change, demo.load],
+        handlers.model_changed,
+        inputs=controls.request(("model_name", "scales", "method")),
+        outputs=[inputs["method"], controls.about],
+        api_visibility="undocumented",
+        queue=False,
+    )
+    gr.on(
+        [inputs[name].change for name in ESTIMATE_FIELDS] + [demo.load],
+        page_handler(handlers.memory_estimate, ESTIMATE_FIELDS, progress=False),
+        inputs=controls.request(ESTIMATE_FIELDS),
+        outputs=controls.memory,
+        api_name="memory_estimate",
+        api_visibility="undocumented",
+        queue=False,
+    )
+
+
+def wire_runs(handlers: Handlers, controls: Controls, results: Results) -> None:
+    """Wires the page's runs: Segment (``/analyse``), Prepare arrays (``/arrays``) and the
+    per-class toggles (no model run)."""
+    controls.run.click(
+        page_handler(handlers.analyse),
+        inputs=controls.request(),
+        outputs=results.analysis(),
+        api_name="analyse",
+        api_visibility="undocumented",
+        scroll_to_output=False,
+        concurrency_id=COMPUTE_GROUP,
+    )
+    results.arrays_button.click(
+        page_handler(handlers.arrays),
+        inputs=controls.request(),
+        outputs=results.arrays_file,
+        api_name="arrays",
+        api_visibility="undocumented",
+        concurrency_id=COMPUTE_GROUP,
+    )
+    shown = results.outputs
+    shown["class_toggles"].input(
+        show_classes,
+        inputs=[shown["held"], shown["class_toggles"]],
+        outputs=[shown["slider"], shown["overlay"]],
+        queue=False,
+        api_name="show_classes",
+        api_visibility="undocumented",
+    )
+
+
+def wire_api(handlers: Handlers, api: ApiRow) -> None:
+    """Wires the documented ``/segment`` endpoint."""
+    api.button.click(
+        handlers.segment,
+        inputs=api.inputs,
+        outputs=api.outputs,
+        api_name="segment",
+        concurrency_id=COMPUTE_GROUP,
+    )
+
+
+def wire_samples(
+    demo: gr.Blocks,
+    handlers: Handlers,
+    samples: list[common.Sample],
+    controls: Controls,
+    results: Results,
+) -> None:
+    """Wires the samples: a click runs the clicked sample with the page's settings, and the
+    page opens on the first sample; both are served from one :class:`ExampleResults`."""
+    settings_fields = [name for name in PAGE_FIELDS if name not in ("image", "mask")]
+    settings = controls.request(settings_fields)
+    model_at = settings_fields.index("model_name")
+    analyse = page_handler(handlers.analyse)
+    cache = ExampleResults(analyse, lambda values: handlers.weights_key(values[model_at]))
+    if controls.examples is not None:
+        controls.examples.load_input_event.then(
+            cache.outputs,
+            inputs=controls.request(),
+            outputs=results.analysis(),
+            api_name="example",
+            api_visibility="undocumented",
+            concurrency_id=COMPUTE_GROUP,
+        )
+    opening = first_sample(samples)
+    if opening is not None:
+        open_on_first_sample(
+            demo,
+            opening,
+            cache,
+            settings,
+            controls.inputs["image"],
+            controls.inputs["mask"],
+            results.analysis(),
+            COMPUTE_GROUP,
+        )
+
+
 def build_app(
     models_dir: str | os.PathLike | None = None, *, samples_dir: str | os.PathLike | None = None
 ) -> gr.Blocks:
     """Returns the app's ``gr.Blocks``, its queue configured (a few requests at once on CPU).
+
+    The page is built section by section (:mod:`app.gradio_parts.layout`), then each section's
+    events are wired; a new section is one build call and one wiring call here, and a new
+    page is a tab next to "Image" built by its own module.
 
     Args:
         models_dir: folder of extra checkpoints; default env ``HMSA_MODELS_DIR`` or ``./models``.
@@ -183,235 +273,19 @@ def build_app(
             the bundled ``assets/samples``.
     """
     handlers = Handlers(models_dir)
-    names = handlers.model_names()
     samples = common.list_samples(samples_dir)
-    scale_choices = [(f"{s:g}", s) for s in common.SCALE_CHOICES]
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=CACHE_POLICY) as demo:
         gr.Markdown(INTRO)
-        with gr.Row():
-            with gr.Column(scale=2, min_width=320):
-                image, image_preview = upload_with_preview(
-                    "Image (PNG, JPEG, WebP or TIFF)", common.IMAGE_TYPES, "image", 240
-                )
-                mask, mask_preview = upload_with_preview(
-                    "Ground-truth mask (optional: class ids, e.g. a palette PNG)",
-                    common.MASK_TYPES,
-                    "mask",
-                    140,
-                )
-                scales = gr.CheckboxGroup(
-                    scale_choices,
-                    value=list(common.DEFAULT_CASCADE),
-                    label="Scale cascade",
-                    elem_id="scales",
-                )
-                extra = gr.Textbox(
-                    label="Other scales (optional)", placeholder="e.g. 0.33, 3", max_lines=1
-                )
-                with gr.Row():
-                    model = gr.Dropdown(
-                        handlers.model_choices(),
-                        value=names[0] if names else None,
-                        label="Model",
-                        scale=3,
-                    )
-                    method = gr.Dropdown(
-                        ["hierarchical", "mean", "max"],
-                        value="hierarchical",
-                        label="Merge method",
-                        scale=2,
-                    )
-                max_side = gr.Slider(
-                    128,
-                    2048,
-                    value=min(512, common.DEFAULT_MAX_SIDE),
-                    step=32,
-                    label="Maximum image side (px)",
-                    info="larger images are shrunk first; 2.0 then runs at twice this",
-                )
-                with gr.Row():
-                    precision = gr.Radio(
-                        ["auto", "fp32"],
-                        value="auto",
-                        label="Precision",
-                        info="auto: bfloat16 + channels-last where the hardware has it; "
-                        "fp32: exact",
-                        elem_id="precision",
-                    )
-                    gate = gr.Slider(
-                        0.0,
-                        0.5,
-                        value=0.0,
-                        step=0.01,
-                        label="Attention gate",
-                        info="skip tiles of a scale that the lower scales leave at most this "
-                        "weight (hierarchical only; 0: exact)",
-                        elem_id="gate",
-                    )
-                memory = gr.Markdown("Expected cost: pick an image first.", elem_id="memory")
-                about = gr.Markdown(handlers.describe(names[0] if names else None))
-                run = gr.Button("Segment", variant="primary", elem_id="run")
-                examples = sample_examples(samples, image, mask) if samples else None
-            with gr.Column(scale=3, min_width=400):
-                summary = gr.Markdown(
-                    "Computing a sample for you…"
-                    if samples
-                    else "Pick an image and press **Segment**.",
-                    elem_id="summary",
-                )
-                slider = gr.ImageSlider(
-                    label="Before / after: drag to compare the input with the prediction",
-                    format="png",
-                    interactive=False,
-                    max_height=520,
-                    elem_id="before-after",
-                )
-                class_toggles = gr.CheckboxGroup(
-                    [],
-                    label="Classes on the overlay (untick to hide)",
-                    elem_id="class-toggles",
-                )
-                held = gr.State()
-                overlay = gr.AnnotatedImage(
-                    label="Merged prediction (hover a class in the legend)",
-                    color_map=color_map(CITYSCAPES),
-                    elem_id="overlay",
-                )
-                gallery = gr.Gallery(
-                    label="Per scale: prediction · attention · effective weight",
-                    columns=3,
-                    height=760,
-                    format="png",
-                    object_fit="contain",
-                    elem_id="scale-gallery",
-                )
-                with gr.Tabs():
-                    with gr.Tab("Method comparison"):
-                        comparison_plot = gr.Plot(show_label=False)
-                    with gr.Tab("Per-class IoU"):
-                        iou_table = gr.Dataframe(label="IoU per class and method", wrap=True)
-                        iou_plot = gr.Plot(show_label=False)
-                    with gr.Tab("Compute cost"):
-                        cost_table = gr.Dataframe(label="Per-scale cost")
-                        cost_plot = gr.Plot(show_label=False)
-                    with gr.Tab("Downloads"):
-                        downloads = gr.File(
-                            label="Mask PNG (pixel value = class id) and metrics (.json)",
-                            file_count="multiple",
-                        )
-                        arrays_button = gr.Button("Prepare arrays (.npz)", size="sm")
-                        arrays_file = gr.File(
-                            label="Merged and per-scale logits, attention and weights (.npz)"
-                        )
-        with gr.Row(visible=False):  # inputs and outputs of the /segment API endpoint
-            api_image = gr.File(label="image", type="filepath")
-            api_scales = gr.JSON(label="scales", value=list(common.DEFAULT_CASCADE))
-            api_method = gr.Textbox(label="method", value="")
-            api_model = gr.Textbox(label="model", value="")
-            api_mask = gr.File(label="mask", type="filepath")
-            api_max_side = gr.Number(label="max_side", value=common.DEFAULT_MAX_SIDE, precision=0)
-            api_arrays = gr.Checkbox(label="arrays", value=True)
-            api_png = gr.File(label="mask_png")
-            api_data = gr.JSON(label="data")
-            api_maps = gr.File(label="scale_maps_npz")
-            api_button = gr.Button("segment")
-
-        show_preview([image.change], handlers.preview_image, [image], image_preview, "image")
-        show_preview(
-            [mask.change, model.change], handlers.preview_mask, [mask, model], mask_preview, "mask"
-        )
-        gr.on(
-            [model.change, scales.change, demo.load],
-            handlers.model_changed,
-            inputs=[model, scales, method],
-            outputs=[method, about],
-            api_visibility="undocumented",
-            queue=False,
-        )
-        gr.on(
-            [image.change, scales.change, extra.change, model.change, max_side.change,
-             precision.change, demo.load],
-            handlers.memory_estimate,
-            inputs=[image, scales, extra, model, max_side, precision],
-            outputs=memory,
-            api_name="memory_estimate",
-            api_visibility="undocumented",
-            queue=False,
-        )  # fmt: skip
-        ui_inputs = [image, mask, scales, extra, method, model, max_side, precision, gate]
-        analysis_outputs = [
-            overlay,
-            gallery,
-            summary,
-            comparison_plot,
-            iou_table,
-            iou_plot,
-            cost_table,
-            cost_plot,
-            downloads,
-            slider,
-            class_toggles,
-            held,
-        ]
-        run.click(
-            handlers.analyse,
-            inputs=ui_inputs,
-            outputs=analysis_outputs,
-            api_name="analyse",
-            api_visibility="undocumented",
-            scroll_to_output=False,
-            concurrency_id=COMPUTE_GROUP,
-        )
-        arrays_button.click(
-            handlers.arrays,
-            inputs=ui_inputs,
-            outputs=arrays_file,
-            api_name="arrays",
-            api_visibility="undocumented",
-            concurrency_id=COMPUTE_GROUP,
-        )
-        api_button.click(
-            handlers.segment,
-            inputs=[
-                api_image,
-                api_scales,
-                api_method,
-                api_model,
-                api_mask,
-                api_max_side,
-                api_arrays,
-            ],
-            outputs=[api_png, api_data, api_maps],
-            api_name="segment",
-            concurrency_id=COMPUTE_GROUP,
-        )
-        class_toggles.input(
-            show_classes,
-            inputs=[held, class_toggles],
-            outputs=[slider, overlay],
-            queue=False,
-            api_name="show_classes",
-            api_visibility="undocumented",
-        )
-        settings = ui_inputs[2:]
-        model_at = settings.index(model)
-        results = ExampleResults(
-            handlers.analyse, lambda values: handlers.weights_key(values[model_at])
-        )
-        if examples is not None:
-            examples.load_input_event.then(
-                results.outputs,
-                inputs=ui_inputs,
-                outputs=analysis_outputs,
-                api_name="example",
-                api_visibility="undocumented",
-                concurrency_id=COMPUTE_GROUP,
-            )
-        opening = first_sample(samples)
-        if opening is not None:
-            open_on_first_sample(
-                demo, opening, results, settings, image, mask, analysis_outputs, COMPUTE_GROUP
-            )
+        with gr.Tabs(elem_id="pages"):
+            controls, results = image_page(handlers, samples)
+            # further pages: one call each here, building a ``gr.Tab`` in its own module
+            video_page(handlers)
+        api = api_row()
+        wire_previews(handlers, controls)
+        wire_settings(demo, handlers, controls)
+        wire_runs(handlers, controls, results)
+        wire_api(handlers, api)
+        wire_samples(demo, handlers, samples, controls, results)
     demo.queue(default_concurrency_limit=concurrency_limit(), max_size=queue_max_size())
     return demo
 

@@ -26,7 +26,10 @@ from hmsa_core.labels import CITYSCAPES, LabelSet
 from hmsa_core.limits import InputLimits
 from hmsa_core.merge import MergeResult, effective_weights, merge
 from hmsa_core.models import MultiScaleSegmenter, ScaleOutput, build
+from hmsa_core.options import InferOptions
+from hmsa_core.plan import CascadePlan, PassPlan, plan_cascade
 from hmsa_core.pretrained import PRETRAINED, PretrainedEntry
+from hmsa_core.video import VideoFrameResult, VideoInference, infer_video
 
 __all__ = [
     "BUNDLED_MODELS",
@@ -34,16 +37,21 @@ __all__ = [
     "DEFAULT_SCALE_CACHE",
     "PRETRAINED",
     "CascadeCost",
+    "CascadePlan",
     "FastPathOptions",
+    "InferOptions",
     "InferenceResult",
     "InputLimits",
     "LabelSet",
     "MergeResult",
     "MultiScaleSegmenter",
+    "PassPlan",
     "PretrainedEntry",
     "ScaleCost",
     "ScaleOutput",
     "ScaleResult",
+    "VideoFrameResult",
+    "VideoInference",
     "build",
     "default_model",
     "default_model_name",
@@ -51,9 +59,11 @@ __all__ = [
     "estimate_cascade",
     "extend",
     "infer",
+    "infer_video",
     "load_model",
     "merge",
     "parse_scales",
+    "plan_cascade",
     "prepare_input",
     "run_scales",
     "validate_scales",

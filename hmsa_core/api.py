@@ -6,7 +6,6 @@ import functools
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -14,24 +13,22 @@ import numpy as np
 import torch
 
 from hmsa_core.cache import ByteLRUCache
-from hmsa_core.cascade import validate_scales
-from hmsa_core.cost import ScaleCost
 from hmsa_core.fastpath import FastPathOptions
 from hmsa_core.images import ImageLike
-from hmsa_core.inference import (
-    DEFAULT_CACHE_BYTES,
-    InferenceResult,
-    ProgressFn,
-    ScaleResult,
-    infer_prepared,
-    model_device,
-    prepare_input,
-    run_scales,
-)
 from hmsa_core.labels import LabelSet, label_set_from_file, sidecar_label_file
 from hmsa_core.limits import InputLimits, cache_bytes_from_env, limits_from_env
-from hmsa_core.models.base import MultiScaleSegmenter, ScaleOutput
-from hmsa_core.precision import resolve_precision
+from hmsa_core.models.base import MultiScaleSegmenter
+from hmsa_core.options import InferOptions
+from hmsa_core.passes import (
+    DEFAULT_CACHE_BYTES,
+    CacheEntry,
+    ProgressFn,
+    extend_result,
+    infer_prepared,
+    resolve_options,
+)
+from hmsa_core.prepare import prepare_input
+from hmsa_core.results import InferenceResult
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
@@ -47,7 +44,7 @@ DEFAULT_MODEL = "hmsa-lite"
 DEFAULT_MODEL_ENV = "HMSA_DEFAULT_MODEL"
 
 #: The per-scale cache :func:`infer` uses unless given another (bounded in bytes).
-DEFAULT_SCALE_CACHE: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] = ByteLRUCache(
+DEFAULT_SCALE_CACHE: ByteLRUCache[CacheEntry] = ByteLRUCache(
     cache_bytes_from_env(DEFAULT_CACHE_BYTES)
 )
 
@@ -180,38 +177,53 @@ def infer(
     model: MultiScaleSegmenter | None = None,
     method: str = "hierarchical",
     return_attn: bool = True,
-    device: str | torch.device | None = None,
-    precision: str = "auto",
-    cache: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] | None = DEFAULT_SCALE_CACHE,
+    options: InferOptions | None = None,
+    cache: ByteLRUCache[CacheEntry] | None = DEFAULT_SCALE_CACHE,
     progress: ProgressFn | None = None,
+    device: str | torch.device | None = None,
+    precision: str | None = None,
     limits: InputLimits | None = None,
-    gate: float = 0.0,
+    gate: float | None = None,
+    flip: bool | None = None,
     fast_path: FastPathOptions | None = None,
-    aux: bool = False,
+    aux: bool | None = None,
+    gate_by: str | None = None,
 ) -> InferenceResult:
     """Returns the :class:`InferenceResult` of running ``model`` on ``image`` over a cascade.
+
+    The keywords from ``device`` on are the notebook face of one
+    :class:`~hmsa_core.options.InferOptions`: each one given replaces that field of
+    ``options`` (default: ``InferOptions()`` with the ``HMSA_*`` environment limits).
 
     Args:
         image: path, encoded bytes, PIL image, numpy array ``(H, W)``, ``(H, W, 3)`` or
             ``(H, W, 4)`` (uint8, uint16, or float in [0, 1] (a maximum up to 1.05 is clipped)
-            or in [0, 255]), or a normalised tensor
-            ``(3, H, W)``/``(1, 3, H, W)``.
+            or in [0, 255]), or a normalised tensor ``(3, H, W)``/``(1, 3, H, W)``.
         scales: the cascade, e.g. ``(0.25, 0.5, 1.0, 2.0)`` or ``"0.5, 1, 2"``.
         model: a loaded model; ``None`` uses the bundled default (loaded once).
         method: ``"hierarchical"`` (HMSA), ``"mean"``, ``"max"``, ``"single:<s>"`` or ``"explicit"``.
         return_attn: keep per-scale attention maps and effective weights in the result.
+        options: every run setting at once (see :class:`~hmsa_core.options.InferOptions`).
+        cache: the per-scale cache (``None`` to disable).
+        progress: called after each pass with ``(scale, index, total, cached)``; ``index``
+            and ``total`` count passes (two per scale with flip). The plan
+            (:func:`hmsa_core.plan.plan_cascade`) gives each pass's FLOPs beforehand.
         device: where to load the default model (``None``: CUDA when available); a given
             ``model`` runs where it is.
         precision: ``"auto"`` (default: bf16 autocast + channels-last on CUDA and on CPUs
             with native bfloat16, fp32 elsewhere), ``"fp32"`` (exact), ``"bf16"`` (CUDA or
             such a CPU) or ``"fp16"`` (CUDA); the cost rows say which one ran.
-        cache: the per-scale cache (``None`` to disable).
-        progress: called after each scale with ``(scale, index, total, cached)``.
-        limits: input size and cascade limits; ``None`` reads them from the ``HMSA_*``
+        limits: input size, cascade and tile limits; ``None`` reads them from the ``HMSA_*``
             environment variables (see :func:`~hmsa_core.limits.limits_from_env`).
         gate: attention gating threshold in ``[0, 1)`` for the hierarchical merge (see
             :mod:`hmsa_core.gating`): scales above the lowest run only on the tiles where the
             lower scales leave them a weight above ``gate``. 0 (default) is exact HMSA.
+        gate_by: the gate criterion (DESIGN 1.8): ``"bound"`` (default, exact up to a proven
+            bound), ``"attention"`` or ``"confidence"`` (approximate: ``result.gate_note``
+            says so; see :mod:`hmsa_core.gating`).
+        flip: also run every scale on the mirrored image; the result is the mean of the two
+            merges (DESIGN 1.6) and keeps both, so ``result.remerge(flip=False)`` shows what
+            the flip adds without a pass.
         fast_path: opt-in GPU fast path (CUDA graphs or ``torch.compile`` for small scales;
             see :mod:`hmsa_core.fastpath`); ``None`` (default): eager passes.
         aux: keep the auxiliary OCR logits (per scale and merged, ``result.aux_logits``) of
@@ -221,42 +233,18 @@ def infer(
     Raises:
         ValueError: unreadable image, bad cascade or unknown method, with what was wrong.
     """
-    if limits is None:
-        limits = limits_from_env()
+    where = None if device is None else str(device)
+    given = dict(
+        device=where, precision=precision, limits=limits, gate=gate, flip=flip, aux=aux
+    ) | {"fast_path": fast_path, "gate_by": gate_by}
+    options = resolve_options(options or InferOptions(limits=limits_from_env()), given)
     if model is None:
-        model = default_model(device)
-    prepared = prepare_input(image, model, limits)
+        model = default_model(options.device)
+    prepared = prepare_input(image, model, options.limits)
     return infer_prepared(
-        prepared,
-        scales,
-        model,
-        method=method,
-        return_attn=return_attn,
-        precision=precision,
-        cache=cache,
-        progress=progress,
-        limits=limits,
-        gate=gate,
-        fast_path=fast_path,
-        aux=aux,
-    )
-
-
-def _held_progress(
-    held: Iterable[float], total: int, progress: ProgressFn | None
-) -> ProgressFn | None:
-    """Reports the ``held`` scales as cached now; returns the callback for the others, whose
-    indices follow the held ones (``None`` when there is no ``progress``)."""
-    if progress is None:
-        return None
-    done = 0
-    for done, scale in enumerate(held, start=1):
-        progress(scale, done - 1, total, True)
-
-    def rest(scale: float, index: int, _total: int, cached: bool) -> None:
-        progress(scale, done + index, total, cached)
-
-    return rest
+        prepared, scales, model, method=method, return_attn=return_attn, options=options,
+        cache=cache, progress=progress,
+    )  # fmt: skip
 
 
 def extend(
@@ -266,19 +254,18 @@ def extend(
     model: MultiScaleSegmenter,
     *,
     method: str = "hierarchical",
-    cache: ByteLRUCache[tuple[ScaleOutput, ScaleCost]] | None = DEFAULT_SCALE_CACHE,
+    options: InferOptions | None = None,
+    cache: ByteLRUCache[CacheEntry] | None = DEFAULT_SCALE_CACHE,
     progress: ProgressFn | None = None,
-    limits: InputLimits | None = None,
-    precision: str = "auto",
-    gate: float = 0.0,
+    **settings: object,
 ) -> InferenceResult:
     """Returns the :class:`InferenceResult` of ``scales`` on ``image`` merged with ``method``,
-    running forward passes only for the scales ``base`` does not hold.
+    running forward passes only for the passes ``base`` does not hold.
 
-    The scales ``base`` holds are taken from it as they are (their costs marked ``cached``),
-    whatever the per-scale ``cache`` still holds; the others go through :func:`run_scales`
-    (so ``cache`` can still serve them). This is how an app that keeps a session's result
-    grows its cascade without recomputing, even after the shared cache evicted those scales.
+    The passes ``base`` holds are taken from it as they are (their costs marked ``cached``),
+    whatever the per-scale ``cache`` still holds; the others are run (so ``cache`` can still
+    serve them). This is how an app that keeps a session's result grows its cascade without
+    recomputing, even after the shared cache evicted those scales.
 
     Args:
         base: an earlier result of the same ``image`` and ``model``, or ``None``.
@@ -286,65 +273,30 @@ def extend(
         scales: the cascade of the result (validated for the image and model).
         model: the model (``base`` must come from it; also merges ``"explicit"``).
         method: the merge method of the result.
-        cache: per-scale cache for the scales ``base`` lacks (``None``: always compute).
-        progress: ``(scale, index, total, cached)`` after each scale; held scales come first,
+        options: the run settings (default: ``InferOptions()`` with the ``HMSA_*``
+            environment limits). A held pass is reused only if it ran whole in the precision
+            these resolve to (and, with ``flip``, only the mirrored passes ``base`` holds);
+            with a gate above 0 nothing is taken from ``base`` (a gated pass depends on all
+            its lower scales; the per-scale ``cache`` still serves).
+        cache: per-scale cache for the passes ``base`` lacks (``None``: always compute).
+        progress: ``(scale, index, total, cached)`` after each pass; held passes come first,
             reported as cached.
-        limits: input and cascade limits (default: ``HMSA_*`` environment).
-        precision: as :func:`infer`; a held scale is reused only if it ran in the precision
-            this call resolves to.
-        gate: as :func:`infer`; a gated cascade depends on all its lower scales, so with a
-            gate above 0 nothing is taken from ``base`` (the per-scale ``cache`` still serves).
+        settings: :class:`~hmsa_core.options.InferOptions` fields to change (``precision=``,
+            ``gate=``, ``flip=``, ``limits=``, ...).
 
     Raises:
         ValueError: a bad cascade or image, a method the model cannot merge, or a ``base`` of
             another image.
     """
-    limits = limits or limits_from_env()
-    prepared = prepare_input(image, model, limits)
-    cascade = validate_scales(scales, prepared.size, model.min_input_side, limits)
-    if base is not None and not np.array_equal(base.image, prepared.rgb):
-        raise ValueError("the stored result belongs to another image; run the cascade afresh")
-    ran = resolve_precision(precision, model_device(model))
-    held = [
-        s
-        for s in cascade
-        if base is not None
-        and not gate
-        and s in base.per_scale
-        and base.per_scale[s].cost.precision == ran
-        and base.per_scale[s].computed is None
-    ]
-    if base is None or not held:
-        return infer_prepared(
-            prepared,
-            cascade,
-            model,
-            method=method,
-            cache=cache,
-            progress=progress,
-            limits=limits,
-            precision=ran,
-            gate=gate,
-        )
-    missing = [s for s in cascade if s not in held]
-    rest = _held_progress(held, len(cascade), progress)
-    fresh = (
-        run_scales(
-            model,
-            prepared.tensor,
-            missing,
-            cache=cache,
-            progress=rest,
-            limits=limits,
-            precision=ran,
-        )
-        if missing
-        else {}
+    options = resolve_options(options or InferOptions(limits=limits_from_env()), settings)
+    prepared = prepare_input(image, model, options.limits)
+    return extend_result(
+        base,
+        prepared,
+        scales,
+        model,
+        method=method,
+        options=options,
+        cache=cache,
+        progress=progress,
     )
-    per_scale: dict[float, ScaleResult] = {
-        s: ScaleResult(s, base.per_scale[s].output, replace(base.per_scale[s].cost, cached=True))
-        for s in held
-    }
-    per_scale.update(fresh)
-    combined = replace(base, scales=cascade, per_scale=dict(sorted(per_scale.items())))
-    return combined.remerge(method, cascade, model=model)

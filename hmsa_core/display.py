@@ -22,11 +22,12 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import plotly.colors
 import torch
 from PIL import Image
 
 if TYPE_CHECKING:
-    from hmsa_core.cost import CascadeCost
+    from hmsa_core.cost import CascadeCost, ScaleCost
     from hmsa_core.inference import InferenceResult
     from hmsa_core.merge import MergeResult
 
@@ -37,28 +38,19 @@ THUMB_SIDE = 192  # long side of each per-scale thumbnail
 HEATMAP_LEVELS = 64  # colour levels of a heatmap thumbnail (fewer levels, smaller PNGs)
 OVERLAY_OPACITY = 0.5
 
-# Anchor colours of plotly's Viridis (the figures' attention scale), interpolated into
-# HEATMAP_LEVELS palette entries so that heatmaps look the same here as in the plotly figures.
-_VIRIDIS_ANCHORS = np.array(
+#: Colour scale of heatmaps: plotly's, as the analysis figures draw attention with it.
+HEATMAP_SCALE = "Viridis"
+#: Heatmap palette: index ``i < HEATMAP_LEVELS`` is the colour of ``i / (HEATMAP_LEVELS - 1)``
+#: on :data:`HEATMAP_SCALE` (sampled from plotly), the rest black.
+HEATMAP_LUT = np.zeros((256, 3), dtype=np.uint8)
+HEATMAP_LUT[:HEATMAP_LEVELS] = np.asarray(
     [
-        [68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
-        [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37],
-    ],
-    dtype=np.float64,
-)  # fmt: skip
-_LUT_POSITIONS = np.linspace(0.0, 1.0, len(_VIRIDIS_ANCHORS))
-HEATMAP_LUT = np.zeros((256, 3), dtype=np.uint8)  # index i < HEATMAP_LEVELS: i / (levels - 1)
-HEATMAP_LUT[:HEATMAP_LEVELS] = (
-    np.stack(
-        [
-            np.interp(np.linspace(0, 1, HEATMAP_LEVELS), _LUT_POSITIONS, _VIRIDIS_ANCHORS[:, c])
-            for c in range(3)
-        ],
-        axis=1,
-    )
-    .round()
-    .astype(np.uint8)
-)
+        plotly.colors.unlabel_rgb(c)
+        for c in plotly.colors.sample_colorscale(
+            HEATMAP_SCALE, list(np.linspace(0.0, 1.0, HEATMAP_LEVELS)), colortype="rgb"
+        )
+    ]
+).round()
 
 _STYLE = (
     "<style>.hmsa-display{font-family:sans-serif;font-size:12px}"
@@ -134,12 +126,6 @@ def heatmap_indices(values: torch.Tensor, max_side: int = THUMB_SIDE) -> np.ndar
     return (small.clamp(0, 1) * (HEATMAP_LEVELS - 1)).round().to(torch.uint8).cpu().numpy()
 
 
-def heatmap_thumbnail(values: torch.Tensor, max_side: int = THUMB_SIDE) -> np.ndarray:
-    """Returns the ``(h, w, 3)`` uint8 viridis image of an ``(H, W)`` map in [0, 1] (see
-    :func:`heatmap_indices`)."""
-    return HEATMAP_LUT[heatmap_indices(values, max_side)]
-
-
 def class_indices(logits: torch.Tensor, max_side: int = THUMB_SIDE) -> np.ndarray:
     """Returns the ``(h, w)`` class ids of ``(C, H, W)`` ``logits`` at thumbnail size: the
     arg-max of the logits averaged down to a long side of at most ``max_side``."""
@@ -178,7 +164,9 @@ def result_summary(result: InferenceResult) -> str:
     return (
         f"InferenceResult(model={name!r}, scales={format_scales(result.scales)}, "
         f"method={result.method!r}, size={w}x{h}, classes={result.labels.num_classes}, "
-        f"gflops={result.cost.gflops:.2f}, seconds={result.cost.seconds:.3f})"
+        f"gflops={result.cost.gflops:.2f}, seconds={result.cost.seconds:.3f}"
+        + (f", gate={result.cost.gate_by} {result.cost.gate:g}" if result.cost.gate_by else "")
+        + ")"
     )
 
 
@@ -207,16 +195,18 @@ def merge_summary(merged: MergeResult) -> str:
 def cost_table_html(cost: CascadeCost) -> str:
     """Returns an HTML table with one row per scale: scale, input size, GFLOPs, seconds, whether
     it came from the cache, and the precision it ran in; a total row last. When attention gating
-    skipped part of a pass, a "computed" column gives the share of the pass that ran."""
-    gated = any(c.computed_fraction < 1 for c in cost.per_scale)
-    extra = "<th>computed</th>" if gated else ""
+    ran, a "computed" column gives the share of each pass that ran and a "gate" column the
+    criterion and threshold of the gated passes (DESIGN 1.8; approximate ones say so)."""
+    gated = any(c.computed_fraction < 1 or c.gate_by for c in cost.per_scale)
+    extra = "<th>computed</th><th>gate</th>" if gated else ""
     rows = [
         "<tr><th>scale</th><th>input size</th><th>GFLOPs</th><th>seconds</th>"
         f"<th>cached</th><th>precision</th>{extra}</tr>"
     ]
     for c in cost.per_scale:
         h, w = c.input_size
-        share = f"<td>{100 * c.computed_fraction:.0f}%</td>" if gated else ""
+        share = f"<td>{100 * c.computed_fraction:.0f}%</td><td>{_esc(gate_label(c))}</td>"
+        share = share if gated else ""
         rows.append(
             f"<tr><td>{c.scale:g}</td><td>{w} x {h}</td><td>{c.gflops:.2f}</td>"
             f"<td>{c.seconds:.3f}</td><td>{'yes' if c.cached else 'no'}</td>"
@@ -228,6 +218,15 @@ def cost_table_html(cost: CascadeCost) -> str:
         f"<td>{len(cost.cached_scales)}</td><td>peak {_mib(cost.peak_bytes)}</td>{saved}</tr>"
     )
     return "<table>" + "".join(rows) + "</table>"
+
+
+def gate_label(cost: ScaleCost) -> str:
+    """Returns how a pass was gated, e.g. ``"attention 0.3 (approximate)"``, ``"bound 0.05"``,
+    or ``""`` for a pass that was not gated."""
+    if not cost.gate_by:
+        return ""
+    note = " (approximate)" if cost.gate_by != "bound" else ""
+    return f"{cost.gate_by} {cost.gate:g}{note}"
 
 
 def cost_html(cost: CascadeCost) -> str:
@@ -273,6 +272,15 @@ def _heatmap_img(values: torch.Tensor, max_side: int, title: str) -> str:
     return _img(indexed_png_data_uri(ids, HEATMAP_LUT), ids.shape, title)
 
 
+def _confidence_img(logits: torch.Tensor, max_side: int, title: str) -> tuple[str, float]:
+    """Returns the ``<img>`` of the top softmax probability of ``(C, H, W)`` logits (strided to
+    about twice the thumbnail first) and its mean."""
+    from hmsa_core.confidence import confidence_maps
+
+    top = confidence_maps(_presample(logits.detach(), max_side)).top_prob
+    return _heatmap_img(top, max_side, title), float(top.mean())
+
+
 def thumb_side_for(num_scales: int, max_side: int = THUMB_SIDE) -> int:
     """Returns the long side of the per-scale thumbnails: ``max_side`` up to 4 scales, shrinking
     beyond so that the display's size stays bounded (never below 64 px)."""
@@ -288,13 +296,15 @@ def _scale_grid_html(result: InferenceResult, max_side: int) -> str:
         for s in scales
     )
     rows = [head + "</tr>"]
-    pred_cells, att_cells, weight_cells = [], [], []
+    pred_cells, att_cells, weight_cells, conf_cells = [], [], [], []
     top = scales[-1] if len(scales) > 1 else None  # the chain starts there: attention unused
     for s in scales:
         per = result.per_scale[s]
         ids = class_indices(per.logits, thumb_side)
         pred_uri = indexed_png_data_uri(ids, result.labels.palette)
         pred_cells.append(f"<td>{_img(pred_uri, ids.shape, f'{s:g} prediction')}</td>")
+        conf, mean_conf = _confidence_img(per.logits, thumb_side, f"{s:g} confidence")
+        conf_cells.append(f"<td>{conf}mean {mean_conf:.2f}</td>")
         att = per.attention
         att_cells.append(
             "<td>no attention head</td>"
@@ -317,6 +327,7 @@ def _scale_grid_html(result: InferenceResult, max_side: int) -> str:
     rows.append("<tr><th>prediction</th>" + "".join(pred_cells) + "</tr>")
     rows.append("<tr><th>attention</th>" + "".join(att_cells) + "</tr>")
     rows.append("<tr><th>effective weight</th>" + "".join(weight_cells) + "</tr>")
+    rows.append("<tr><th>confidence</th>" + "".join(conf_cells) + "</tr>")
     return "<table>" + "".join(rows) + "</table>"
 
 
@@ -329,12 +340,15 @@ def result_html(
     JavaScript; about 150 KB for a 1024 x 2048 result of 4 scales."""
     thumb = overlay_thumbnail(result, overlay_side)
     overlay = _img(overlay_data_uri(thumb), thumb.shape[:2], "prediction over the input")
+    conf, mean_conf = _confidence_img(result.logits, thumb_side, "merged confidence")
     return (
         f'{_STYLE}<div class="hmsa-display"><b>{_esc(result_summary(result))}</b>'
         f"<div>{overlay}</div>{_legend_html(result)}"
+        f"<div>merged confidence (top softmax probability, mean {mean_conf:.2f}):{conf}</div>"
         f"{_scale_grid_html(result, thumb_side)}"
         f"{cost_table_html(result.cost)}"
-        "<div>attention and effective weight: 0 (dark) to 1 (yellow); "
+        + (f"<div>{_esc(result.gate_note)}</div>" if result.gate_note else "")
+        + "<div>attention, effective weight and confidence: 0 (dark) to 1 (yellow); "
         "<code>result.figure(kind)</code> gives the interactive figures.</div></div>"
     )
 

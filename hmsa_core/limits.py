@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,6 @@ class InputLimits:
     tile_overlap: int = 96
     gate_tile: int = 128
 
-    def with_overrides(self, **changes: float | int) -> InputLimits:
-        """Returns a copy with the given fields replaced."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return InputLimits(**values)  # type: ignore[arg-type]
-
     def tile_pixels(self, device_type: str) -> int:
         """Returns the tile budget of passes on a ``device_type`` device (``"cuda"``:
         ``cuda_max_tile_pixels``; anything else: ``max_tile_pixels``)."""
@@ -76,22 +70,39 @@ _ENV = {
 }
 
 
+def env_number(var: str, default: float, cast: type[int] | type[float] = int) -> float:
+    """Returns the positive number in environment variable ``var`` read with ``cast`` (``int``
+    or ``float``), or ``default`` when it is unset or empty: the one reader of numeric
+    ``HMSA_*`` settings.
+
+    Raises:
+        ValueError: the value is not a positive ``cast`` (e.g. ``"HMSA_GRADIO_QUEUE_SIZE must
+            be a positive integer, got 'x'"``).
+    """
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    kind = "integer" if cast is int else "number"
+    try:
+        value = cast(raw)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise ValueError(f"{var} must be a positive {kind}, got {raw!r}")
+    return value
+
+
 def limits_from_env(base: InputLimits | None = None) -> InputLimits:
-    """Returns ``base`` (default :class:`InputLimits`) with any ``HMSA_*`` environment overrides."""
+    """Returns ``base`` (default :class:`InputLimits`) with any ``HMSA_*`` environment overrides.
+
+    Raises:
+        ValueError: a variable that is not a positive number (:func:`env_number`).
+    """
     base = base or InputLimits()
-    changes: dict[str, float | int] = {}
-    for name, (var, cast) in _ENV.items():
-        raw = os.environ.get(var)
-        if raw is None or raw == "":
-            continue
-        try:
-            value = cast(raw)
-        except ValueError as exc:
-            raise ValueError(f"environment variable {var}={raw!r} is not a valid number") from exc
-        if value <= 0:
-            raise ValueError(f"environment variable {var} must be positive, got {raw!r}")
-        changes[name] = value
-    return base.with_overrides(**changes)
+    changes = {
+        name: env_number(var, getattr(base, name), cast) for name, (var, cast) in _ENV.items()
+    }
+    return replace(base, **changes)
 
 
 DEFAULT_LIMITS = InputLimits()
@@ -100,17 +111,8 @@ DEFAULT_LIMITS = InputLimits()
 def cache_bytes_from_env(default: int) -> int:
     """Returns the per-scale cache budget in bytes: ``HMSA_CACHE_BYTES`` when it is a positive
     integer, else ``default`` (a bad value is reported with a warning, never a crash at import)."""
-    raw = os.environ.get("HMSA_CACHE_BYTES", "")
-    if not raw:
-        return default
     try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        warnings.warn(
-            f"HMSA_CACHE_BYTES={raw!r} is not a positive integer; using {default} bytes",
-            stacklevel=2,
-        )
+        return int(env_number("HMSA_CACHE_BYTES", default))
+    except ValueError as exc:
+        warnings.warn(f"{exc}; using {default} bytes", stacklevel=2)
         return default
-    return value

@@ -236,6 +236,31 @@ def _resized_stack(maps: Mapping[float, torch.Tensor], size: tuple[int, int]) ->
     return torch.stack([resize(maps[s], size) for s in sorted(maps)])
 
 
+def _merge_single(
+    method: str,
+    scale: float,
+    logits: Mapping[float, torch.Tensor],
+    aux: Mapping[float, torch.Tensor] | None,
+    size: tuple[int, int],
+) -> MergeResult:
+    """Returns the :class:`MergeResult` of taking ``scale`` alone (weight 1 there, 0 elsewhere)."""
+    scales = tuple(sorted(logits))
+    if scale not in logits:
+        raise ValueError(
+            f"scale {scale:g} is not in the cascade ({', '.join(f'{s:g}' for s in scales)})"
+        )
+    ref = logits[scale]
+    ones = torch.ones((int(ref.shape[0]), *size), device=ref.device)
+    weights = {s: ones if s == scale else torch.zeros_like(ones) for s in scales}
+    return MergeResult(
+        method=method,
+        scales=scales,
+        logits=resize(ref, size),
+        weights=weights,
+        aux_logits=resize(aux[scale], size) if aux else None,
+    )
+
+
 def merge(
     per_scale: Mapping[float, object],
     method: str = "hierarchical",
@@ -281,19 +306,7 @@ def merge(
         return model.merge_explicit(outputs, size)
 
     if kind == "single":
-        if single_scale not in outputs:
-            raise ValueError(
-                f"scale {single_scale:g} is not in the cascade ({', '.join(f'{s:g}' for s in scales)})"
-            )
-        ones = torch.ones((batch, *size), device=device)
-        weights = {s: ones if s == single_scale else torch.zeros_like(ones) for s in scales}
-        return MergeResult(
-            method=method,
-            scales=scales,
-            logits=resize(logits[single_scale], size),
-            weights=weights,
-            aux_logits=resize(aux[single_scale], size) if aux else None,  # type: ignore[arg-type]
-        )
+        return _merge_single(method, single_scale, logits, aux, size)  # type: ignore[arg-type]
 
     if kind == "hierarchical":
         attention = {s: o.attention for s, o in outputs.items()}

@@ -69,6 +69,106 @@ def window_for_core(core: Box, size: tuple[int, int], overlap: int) -> Window:
     return Window(box=box, core=core)
 
 
+def _shifted_axis(lo: int, hi: int, length: int, margin: int, align: int) -> tuple[int, int]:
+    """Returns the ``[start, end)`` of a window along one axis for the core ``[lo, hi)``:
+    grown by ``margin`` on each side and, where that passes an image edge, shifted back
+    inside (keeping its length) when the image is long enough and the shifted start is a
+    multiple of ``align``; else clipped."""
+    start, end = lo - margin, hi + margin
+    if end - start > length:
+        return max(0, start), min(length, end)
+    if start < 0:
+        start, end = 0, end - start
+    elif end > length:
+        start, end = start - (end - length), length
+        if start % align:
+            return max(0, lo - margin), length
+    return start, end
+
+
+def kept_window(core: Box, size: tuple[int, int], margin: int, align: int = 32) -> Window:
+    """Returns the :class:`Window` of a kept gate core ``(top, bottom, left, right)``: grown by
+    ``margin`` (the model's context margin) on every side, shifted back inside the ``(H, W)``
+    image at its edges rather than clipped where that keeps the window aligned, so cores of
+    one size get windows of one size (and can run as one batch, :func:`run_batched`)."""
+    top, bottom, left, right = core
+    y0, y1 = _shifted_axis(top, bottom, size[0], margin, align)
+    x0, x1 = _shifted_axis(left, right, size[1], margin, align)
+    return Window(box=(y0, y1, x0, x1), core=core)
+
+
+def batch_groups(windows: Sequence[Window], max_pixels: int) -> list[list[Window]]:
+    """Returns ``windows`` grouped into batches: windows of one box size together, in their
+    order, each batch holding at most ``max_pixels`` input pixels (at least one window)."""
+    by_size: dict[tuple[int, int], list[Window]] = {}
+    for window in windows:
+        by_size.setdefault(window.size, []).append(window)
+    batches: list[list[Window]] = []
+    for (h, w), group in by_size.items():
+        per_batch = max(1, int(max_pixels) // max(1, h * w))
+        batches += [group[i : i + per_batch] for i in range(0, len(group), per_batch)]
+    return batches
+
+
+def run_batched(
+    forward: Callable[[torch.Tensor], ScaleOutput],
+    x: torch.Tensor,
+    windows: Sequence[Window],
+    max_pixels: int,
+    into: ScaleOutput | None = None,
+) -> BlendedPass:
+    """Returns the :class:`BlendedPass` of running ``forward`` on the windows of ``x``
+    ``(B, 3, h, w)`` stacked into few batches (:func:`batch_groups`; windows of one size run
+    as one ``(n * B, 3, wh, ww)`` call) and pasting each window's core (cores must not
+    overlap; no blending): float32 logits ``(B, C, h, w)``, attention ``(B, 1, h, w)``, aux
+    logits; 0 where no core lies, or the maps of ``into`` (float32 ``(B, *, h, w)`` tensors
+    this function may write into: the cores are pasted in place, no full-size copy). Exact
+    (up to float rounding) for a model whose receptive-field radius the windows' margin
+    around each core covers.
+
+    Raises:
+        ValueError: ``forward`` returned features.
+    """
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    batch = int(x.shape[0])
+    covered = torch.zeros(size, dtype=torch.bool, device=x.device)
+    sums: dict[str, torch.Tensor] = {}
+    if into is not None:
+        for name in ("logits", "attention", "aux_logits"):
+            if getattr(into, name) is not None:
+                sums[name] = getattr(into, name)
+    for group in batch_groups(windows, max_pixels):
+        crops = [x[:, :, w.box[0] : w.box[1], w.box[2] : w.box[3]] for w in group]
+        out = forward(torch.cat(crops, 0) if len(crops) > 1 else crops[0])
+        if out.features is not None:
+            raise ValueError("a model whose merge needs features cannot run in tiles")
+        for i, window in enumerate(group):
+            top, bottom, left, right = window.core
+            oy, ox = top - window.box[0], left - window.box[2]
+            h, w = bottom - top, right - left
+            covered[top:bottom, left:right] = True
+            for name in ("logits", "attention", "aux_logits"):
+                value = getattr(out, name)
+                if value is None:
+                    continue
+                if into is not None and name not in sums:
+                    continue  # the base has no such map: neither has the result
+                if name not in sums:
+                    shape = (batch, int(value.shape[1]), *size)
+                    sums[name] = torch.zeros(shape, dtype=torch.float32, device=x.device)
+                part = value[i * batch : (i + 1) * batch, :, oy : oy + h, ox : ox + w]
+                sums[name][:, :, top:bottom, left:right] = part.float()
+        del out
+    return BlendedPass(
+        output=ScaleOutput(
+            logits=sums["logits"],
+            attention=sums.get("attention"),
+            aux_logits=sums.get("aux_logits"),
+        ),
+        covered=covered,
+    )
+
+
 def _axis_cores(length: int, core: int) -> list[tuple[int, int]]:
     """Returns the ``[start, end)`` spans of cores of ``core`` pixels covering ``length``."""
     return [(start, min(length, start + core)) for start in range(0, length, core)]

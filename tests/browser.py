@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -96,6 +97,49 @@ def wait_healthy(url: str, server: subprocess.Popen, deadline_s: float = 60.0) -
         except OSError:
             time.sleep(0.3)
     raise TimeoutError("streamlit did not become healthy")
+
+
+def explorer_env(
+    folder: Path, count: int = 1, size: tuple[int, int] = (64, 128), **extra: str
+) -> dict[str, str]:
+    """Returns this process's environment plus the explorer's settings for a test: ``count``
+    SynthScapes samples of ``size`` written to ``folder/samples`` (``HMSA_SAMPLES_DIR``), the
+    empty ``folder/models`` (``HMSA_MODELS_DIR``), and ``extra``."""
+    from hmsa_core.data.synthscapes import write_samples
+
+    samples = folder / "samples"
+    write_samples(samples, count=count, size=size)
+    return dict(
+        os.environ, HMSA_SAMPLES_DIR=str(samples), HMSA_MODELS_DIR=str(folder / "models"), **extra
+    )
+
+
+#: URL prefixes a test page may load: the app on loopback and inline data.
+LOCAL_URLS = ("http://127.0.0.1", "data:", "blob:")
+
+
+@contextlib.contextmanager
+def local_page(
+    playwright_api: ModuleType,
+    chromium: str,
+    outside: list[str] | None = None,
+    size: tuple[int, int] = (1400, 1000),
+) -> Iterator[Any]:
+    """Yields a new chromium page of ``size`` = ``(width, height)`` through ``playwright_api``
+    (``playwright.sync_api``); with ``outside``, the URL of every request outside
+    :data:`LOCAL_URLS` is appended to it. Closes the browser afterwards."""
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+            if outside is not None:
+                page.on(
+                    "request",
+                    lambda r: None if r.url.startswith(LOCAL_URLS) else outside.append(r.url),
+                )
+            yield page
+        finally:
+            browser.close()
 
 
 @contextlib.contextmanager

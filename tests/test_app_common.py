@@ -223,3 +223,42 @@ def test_build_cascade_refuses_scales_too_small_for_the_image():
 
 
 # --------------------------------------------------------------------------- inference
+
+
+# --------------------------------------------------------------------------- cost display
+
+
+@pytest.mark.parametrize(
+    ("gflops", "shown"),
+    [
+        (2103.9, "2.10 TFLOPs"),
+        (45.31, "45.3 GFLOPs"),
+        (812.4, "812 GFLOPs"),
+        (999.96, "1.00 TFLOPs"),
+        (0.0123, "12.3 MFLOPs"),
+        (3.2e6, "3.20 PFLOPs"),
+        (0.0, "0 FLOPs"),
+        (float("nan"), "unknown"),
+    ],
+)
+def test_format_flops_picks_a_unit_that_keeps_the_value_short(gflops, shown):
+    assert common.format_flops(gflops) == shown
+    assert len(shown) <= len("99.9 GFLOPs")
+
+
+def test_flop_fraction_weighs_each_pass_by_its_flops():
+    passes = [(0.5, 1.0), (1.0, 4.0), (2.0, 16.0)]
+    assert common.flop_fraction(passes, [0.5]) == pytest.approx(1 / 21)
+    assert common.flop_fraction(passes, [0.5, 1.0]) == pytest.approx(5 / 21)
+    assert common.flop_fraction(passes, [0.5, 1.0, 2.0]) == 1.0
+    flipped = [(0.5, 1.0), (0.5, 1.0), (1.0, 4.0), (1.0, 4.0)]  # each scale and its mirror
+    assert common.flop_fraction(flipped, [0.5, 0.5, 1.0]) == pytest.approx(6 / 10)
+    assert common.flop_fraction([(0.5, 0.0), (1.0, 0.0)], [0.5]) == 0.5  # no FLOPs: by count
+
+
+def test_planned_passes_follow_the_plan_with_and_without_flip(model):
+    plain = common.planned_passes(model, (64, 96), (0.5, 1.0), hmsa_core.InferOptions())
+    flipped = common.planned_passes(model, (64, 96), (0.5, 1.0), hmsa_core.InferOptions(flip=True))
+    assert [s for s, _ in plain] == [0.5, 1.0] and [s for s, _ in flipped] == [0.5, 0.5, 1.0, 1.0]
+    assert plain[1][1] > 3 * plain[0][1] > 0  # the 1.0 pass has four times the pixels
+    assert sum(g for _, g in flipped) == pytest.approx(2 * sum(g for _, g in plain))

@@ -22,12 +22,6 @@ SIZE = (64, 96)
 
 
 @pytest.fixture(scope="module")
-def model() -> hmsa_core.MultiScaleSegmenter:
-    torch.manual_seed(0)
-    return hmsa_core.build("lite", 19).eval()
-
-
-@pytest.fixture(scope="module")
 def image() -> np.ndarray:
     rng = np.random.default_rng(0)
     smooth = np.kron(rng.integers(0, 256, (8, 12, 3)), np.ones((8, 8, 1)))

@@ -111,7 +111,7 @@ def test_cascade_parsing_and_method_expansion() -> None:
 def test_every_cascade_and_method_has_a_row(table: SweepTable) -> None:
     keys = [(r.cascade, r.method) for r in table.rows]
     expected = [
-        ((1.0,), m) for m in ("hierarchical", "mean", "max", "single:1", "explicit")
+        ((1.0,), "single:1")  # one scale: every merge is that scale's prediction, kept once
     ] + [
         ((0.5, 1.0), m)
         for m in ("hierarchical", "mean", "max", "single:0.5", "single:1", "explicit")
@@ -158,12 +158,13 @@ def test_hierarchical_row_matches_infer_on_each_image(
 def test_explicit_rows_are_na_outside_the_training_scales(table: SweepTable) -> None:
     trained = table.row((0.5, 1.0), "explicit")
     assert trained.available and trained.miou == table.row((0.5, 1.0), "mean").miou
-    for cascade in [(1.0,), (0.5, 1.0, 2.0)]:
-        row = table.row(cascade, "explicit")
-        assert not row.available and math.isnan(row.seconds) and row.per_class_iou == {}
-        assert "trained on (0.5, 1)" in row.note
+    row = table.row((0.5, 1.0, 2.0), "explicit")
+    assert not row.available and math.isnan(row.seconds) and row.per_class_iou == {}
+    assert "trained on (0.5, 1)" in row.note
+    # one scale has no explicit row of its own: any merge of it names its single row
+    assert table.row((1.0,), "explicit") == table.row((1.0,), "single:1")
     markdown = table.to_markdown()
-    assert markdown.count("| n/a | n/a |") == 2 and "n/a: explicit on (1)" in markdown
+    assert markdown.count("| n/a | n/a |") == 1 and "n/a: explicit on (0.5, 1, 2)" in markdown
 
 
 def test_costs_are_those_of_the_cascade_scales(model: PairExplicitLite, table: SweepTable) -> None:
@@ -216,9 +217,13 @@ def test_subset_rows_cover_every_subset_and_agree_with_the_full_cascade(
         result, ("hierarchical", "single", "explicit"), gt=sample.mask, model=model
     )
     assert scored.reference == REFERENCE_GT
-    assert (
-        len(scored.rows) == 7 + 12 + 7
-    )  # hierarchical, one single per scale of each subset, explicit
+    # one row per one-scale subset; else hierarchical, one single per scale, explicit
+    assert len(scored.rows) == 3 + 3 * 4 + 5
+    assert [r.method for r in scored.rows if len(r.cascade) == 1] == [
+        "single:0.5",
+        "single:1",
+        "single:2",
+    ]
     cm = ConfusionMatrix(19)
     cm.update(result.pred, sample.mask)
     assert scored.row((0.5, 1.0, 2.0), "hierarchical").miou == cm.scores().miou
@@ -256,7 +261,7 @@ def test_command_line_writes_csv_and_markdown(
     ])  # fmt: skip
     assert code == 0
     table = SweepTable.from_csv(tmp_path / "r.csv", CITYSCAPES)
-    assert table.num_images == 1 and len(table.rows) == 3 + 2
+    assert table.num_images == 1 and len(table.rows) == 3 + 1  # (1,) once: single:1
     printed = capsys.readouterr().out
     assert (tmp_path / "r.md").read_text() in printed
     assert (

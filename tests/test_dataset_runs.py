@@ -75,6 +75,38 @@ def test_stopped_run_keeps_its_images_and_resumes_to_the_sweep_of_every_image(mo
         assert ours.gflops == pytest.approx(theirs.gflops)
 
 
+def test_the_flip_axis_stores_rows_with_and_without_flip_as_the_sweep_makes_them(model, results):
+    source = DataSource("synthscapes", count=2, size=SIZE)
+    cascades = [(0.5,), (0.5, 1.0)]
+    spec = dataset_runs.make_spec("hmsa-lite", "weights-v1", source, cascades, METHODS, True)
+    assert (
+        spec.key()
+        != dataset_runs.make_spec("hmsa-lite", "weights-v1", source, cascades, METHODS).key()
+    )
+    dataset_runs.run_dataset(spec, model)
+    stored = dataset_runs.load_run(spec)  # from disk, as a new process reads it
+    assert stored is not None and stored.spec.flip and stored.complete
+    direct = sweep(
+        model, SynthScapes("val", 2, SIZE), spec.cascades, spec.sweep_methods, progress=False,
+        flips=(False, True),
+    )  # fmt: skip
+    table = stored.table()
+    assert [(r.cascade, r.method, r.flip) for r in table.rows] == [
+        (r.cascade, r.method, r.flip) for r in direct.rows
+    ]
+    assert {r.flip for r in table.rows} == {False, True}
+    for ours, theirs in zip(table.rows, direct.rows):
+        assert ours.miou == pytest.approx(theirs.miou, abs=1e-12)
+        assert ours.gflops == pytest.approx(theirs.gflops)
+    plain = table.row((0.5, 1.0), "hierarchical")
+    assert table.row((0.5, 1.0), "hierarchical", flip=True).gflops == pytest.approx(
+        2 * plain.gflops
+    )
+    headers, _ = dataset_runs.per_class_iou_frame_rows(stored.shown_table())
+    assert "single 0.5 + flip" in headers and "hierarchical + flip (0.5, 1)" in headers
+    assert len(headers) == len(set(headers))
+
+
 def test_settings_name_the_stored_run(model, results):
     base = _spec(2)
     assert base.key() == _spec(2).key()

@@ -21,6 +21,7 @@ import hmsa_core
 from app import common
 from hmsa_core.checkpoints.native import save_native
 from hmsa_core.data.synthscapes import generate_scene, write_samples
+from tests.apptest_env import use_samples
 from tests.hostile_files import WritesMarker
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
@@ -37,10 +38,7 @@ def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def app_env(samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(common.SAMPLES_DIR_ENV, str(samples_dir))
-    monkeypatch.setenv("HMSA_MODELS_DIR", str(tmp_path / "no_models"))
-    hmsa_core.DEFAULT_SCALE_CACHE.clear()  # forward-pass counts must not depend on test order
-    return samples_dir
+    return use_samples(samples_dir, monkeypatch, tmp_path / "no_models")
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -102,10 +100,12 @@ def test_sample_run_renders_every_view(app_env):
     assert not _errors(at)
     assert [t.label for t in at.tabs] == [
         "Overlay", "Per-scale", "Methods", "IoU", "Cost",
-        "Scale preference", "Pareto", "Attribution", "Downloads", "Model vs model",
+        "Scale preference", "Where scales win", "Pareto", "Attribution", "Downloads",
+        "Model vs model",
     ]  # fmt: skip
     assert "Per-scale time" in _captions(at)
-    assert at.metric[1].label == "Expected compute" and "GFLOPs" in at.metric[1].value
+    assert at.metric[1].label == "Expected compute"
+    assert re.fullmatch(r"\d+(\.\d+)? [KMGT]?FLOPs", at.metric[1].value), at.metric[1].value
     charts = {
         "Overlay": "fig_overlay",
         "Per-scale": "fig_scales",
@@ -113,6 +113,7 @@ def test_sample_run_renders_every_view(app_env):
         "IoU": "fig_iou",
         "Cost": "fig_cost",
         "Scale preference": "fig_preference",
+        "Where scales win": "fig_where_size",
         "Pareto": "fig_pareto",
     }
     for tab, chart in charts.items():

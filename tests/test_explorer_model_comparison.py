@@ -14,7 +14,7 @@ import hmsa_core
 from analysis.metrics import score_prediction
 from app import common
 from app.explorer_parts import compare
-from hmsa_core.data.synthscapes import write_samples
+from tests.apptest_env import explorer_samples, healthy
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
 PASSES = "hmsa_forward_passes"
@@ -22,18 +22,7 @@ PASSES = "hmsa_forward_passes"
 
 @pytest.fixture
 def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    samples = tmp_path / "samples"
-    write_samples(samples, count=1, size=(64, 128), seed=3)
-    monkeypatch.setenv(common.SAMPLES_DIR_ENV, str(samples))
-    monkeypatch.setenv("HMSA_MODELS_DIR", str(tmp_path / "no_models"))
-    hmsa_core.DEFAULT_SCALE_CACHE.clear()
-    return samples
-
-
-def _healthy(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
+    return explorer_samples(tmp_path, monkeypatch)
 
 
 def _iou(at: AppTest):
@@ -50,7 +39,7 @@ def test_two_models_side_by_side_reuse_their_stored_scales(app_env):
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.query_params["tab"] = "Model vs model"
     at.run()
-    _healthy(at)
+    healthy(at)
     assert at.selectbox(key="compare_model").value == "explicit-lite"
     assert at.session_state[PASSES] == 6  # (0.5, 1, 2) once for each model
     captions = at.caption.values
@@ -60,9 +49,10 @@ def test_two_models_side_by_side_reuse_their_stored_scales(app_env):
         2 * [f"effective weight @ {s}" for s in ("0.5", "1", "2")]
     )
     assert any("GFLOPs for the cascade" in c and "computed for this view" in c for c in captions)
-    assert [m.label for m in at.metric if m.label in ("GFLOPs", "mIoU")] == [
-        "GFLOPs", "mIoU", "GFLOPs", "mIoU",
+    assert [m.label for m in at.metric if m.label in ("Compute", "mIoU")] == [
+        "Compute", "mIoU", "Compute", "mIoU",
     ]  # fmt: skip
+    assert all(m.value.endswith("FLOPs") for m in at.metric if m.label == "Compute")
     table = _iou(at)
     assert list(table.columns) == ["hmsa-lite", "explicit-lite", "difference"]
     np.testing.assert_allclose(
@@ -73,14 +63,14 @@ def test_two_models_side_by_side_reuse_their_stored_scales(app_env):
 
     hmsa_core.DEFAULT_SCALE_CACHE.clear()  # only the session's stored scales remain
     at.selectbox(key="compare_method_explicit-lite").set_value("mean").run()
-    _healthy(at)
+    healthy(at)
     at.pills(key="scale_pills").set_value([0.5, 1.0]).run()
-    _healthy(at)
+    healthy(at)
     assert at.session_state[PASSES] == 6
     assert any("0 of" not in c and "no forward pass" in c for c in at.caption.values)
     at.pills(key="scale_pills").set_value([0.5, 1.0, 2.0]).run()  # explicit-lite's cascade
     at.selectbox(key="model_name").set_value("explicit-lite").run()  # swap the sides
-    _healthy(at)
+    healthy(at)
     assert at.selectbox(key="compare_model").value == "hmsa-lite"
     assert at.session_state[PASSES] == 6  # both models' scales were stored: no pass
     assert list(_iou(at).columns) == ["explicit-lite", "hmsa-lite", "difference"]

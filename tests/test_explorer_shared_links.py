@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import hmsa_core
 from app import common
 from app.explorer_parts import query
-from hmsa_core.data.synthscapes import write_samples
 from hmsa_core.limits import DEFAULT_LIMITS
+from tests.apptest_env import explorer_samples
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
 TABS = ("Overlay", "Per-scale", "IoU", "Model vs model")
@@ -112,12 +111,7 @@ def test_widget_values_split_the_cascade_into_toggles_and_free_text():
 
 @pytest.fixture
 def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    samples = tmp_path / "samples"
-    write_samples(samples, count=2, size=(64, 128), seed=3)
-    monkeypatch.setenv(common.SAMPLES_DIR_ENV, str(samples))
-    monkeypatch.setenv("HMSA_MODELS_DIR", str(tmp_path / "no_models"))
-    hmsa_core.DEFAULT_SCALE_CACHE.clear()
-    return samples
+    return explorer_samples(tmp_path, monkeypatch, count=2)
 
 
 def _run(params: dict[str, str]) -> AppTest:
@@ -191,3 +185,32 @@ def test_a_method_the_linked_model_cannot_merge_falls_back_with_a_notice(app_env
     assert any("not available for this model" in w.value for w in at.warning)
     assert at.selectbox(key="model_name").value == "explicit-lite"
     assert at.selectbox(key="method").value == "explicit"
+
+
+def test_flip_travels_in_the_link_and_a_bad_value_leaves_it_off():
+    view = query.SharedView("hmsa-lite", cascade=(0.5, 1.0), flip=True)
+    assert query.to_params(view) == {"model": "hmsa-lite", "cascade": "0.5,1", "flip": "1"}
+    assert query.parse_view(query.to_params(view), KNOWN) == (view, [])
+    assert query.parse_view({"flip": "0"}, KNOWN)[0].flip is False
+    assert query.to_params(query.SharedView(flip=False)) == {}  # off: no parameter
+    view, notices = query.parse_view({"flip": "maybe"}, KNOWN)
+    assert view.flip is None and len(notices) == 1 and "neither 1 nor 0" in notices[0]
+    widgets = query.widget_values(query.SharedView(flip=True), [0.5, 1.0], "Bundled", "tab")
+    assert widgets == {query.KEY_FLIP: True}
+
+
+def test_a_flip_link_runs_the_mirrored_passes_and_switching_flip_off_needs_no_pass(app_env):
+    at = _run({"cascade": "0.5,1", "flip": "1"})
+    assert at.toggle(key="flip").value is True
+    result = at.session_state["hmsa_result"]
+    assert result.flip and result.has_flips
+    assert [c.flipped for c in result.cost.per_scale] == [False, True, False, True]
+    passes = at.session_state["hmsa_forward_passes"]
+    assert passes == 4  # each scale and its mirrored pass
+    assert dict(at.query_params)["flip"] == "1"
+    at.toggle(key="flip").set_value(False).run()
+    assert not at.exception, [e.value for e in at.exception]
+    plain = at.session_state["hmsa_result"]
+    assert not plain.flip and at.session_state["hmsa_forward_passes"] == passes  # re-merged
+    assert "flip" not in dict(at.query_params)
+    assert not plain.logits.equal(result.logits)  # the mirrored passes changed the merge

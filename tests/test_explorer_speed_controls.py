@@ -74,11 +74,14 @@ def test_the_gate_slider_draws_the_skipped_tiles_and_reports_flops_saved(app_env
     at = _start("Cost")
     at.selectbox(key="sample_name").set_value("synthscapes_val_001").run()
     at.radio(key="precision").set_value("fp32").run()
-    at.slider(key="gate").set_value(0.3).run()
+    at.slider(key="gate").set_value(0.5).run()
+    at.radio(key="gate_by").set_value("confidence").run()
     assert not at.exception, [e.value for e in at.exception]
     table = _cost_table(at)
     per_scale = table[table["scale"] != "total"]
-    assert (per_scale["computed %"] < 100).any()  # this sample skips tiles at 0.3
+    assert (per_scale["computed %"] < 100).any()  # this sample skips tiles of 2.0 here
+    assert "confidence 0.5 (approximate)" in set(per_scale["gate"])
+    assert "approximate" in "\n".join(c.value for c in at.caption)
     saved = float(table[table["scale"] == "total"]["GFLOPs saved"].iloc[0])
     assert saved > 0
     _open(at, "Per-scale")

@@ -26,12 +26,6 @@ SIZE = (64, 96)
 
 
 @pytest.fixture(scope="module")
-def model() -> hmsa_core.MultiScaleSegmenter:
-    torch.manual_seed(0)
-    return hmsa_core.build("lite", 19).eval()
-
-
-@pytest.fixture(scope="module")
 def result(model) -> hmsa_core.InferenceResult:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
@@ -66,6 +60,10 @@ def test_npz_holds_every_scale_and_the_merged_maps(result) -> None:
     np.testing.assert_allclose(total, 1.0, atol=2e-3)
     assert list(data["class_names"]) == list(result.labels.names)
     assert str(data["method"]) == "hierarchical"
+    probs = torch.softmax(result.logits, 0)
+    np.testing.assert_allclose(data["top_prob"], probs.max(0).values.numpy(), atol=2e-3)
+    assert data["margin"].shape == data["entropy"].shape == SIZE
+    assert data["top_prob_0.5"].shape == result.per_scale[0.5].logits.shape[1:]
 
 
 def test_npz_options_exact_float32_and_without_logits(result) -> None:

@@ -39,16 +39,10 @@ METHODS = ["hierarchical", "mean", "max", "single", "explicit"]
 
 
 @pytest.fixture(scope="module")
-def lite() -> hmsa_core.MultiScaleSegmenter:
-    torch.manual_seed(0)
-    return hmsa_core.build("lite", 19).eval()
-
-
-@pytest.fixture(scope="module")
-def full(lite) -> hmsa_core.InferenceResult:
+def full(model) -> hmsa_core.InferenceResult:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
-    return hmsa_core.infer(image, (0.25, 0.5, 1.0, 2.0), model=lite, cache=None)
+    return hmsa_core.infer(image, (0.25, 0.5, 1.0, 2.0), model=model, cache=None)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +59,9 @@ def _images(fig: go.Figure) -> list[go.Image]:
 
 @pytest.mark.parametrize("cascade", CASCADES, ids=lambda c: ",".join(f"{s:g}" for s in c))
 @pytest.mark.parametrize("with_gt", [False, True], ids=["no-gt", "gt"])
-def test_every_figure_builds_for_every_method_and_cascade(full, lite, gt, cascade, with_gt) -> None:
+def test_every_figure_builds_for_every_method_and_cascade(
+    full, model, gt, cascade, with_gt
+) -> None:
     for method in ["hierarchical", "mean", "max", *(f"single:{s:g}" for s in cascade)]:
         result = full.remerge(method, cascade)
         overlay = overlay_figure(result, opacity=0.4)
@@ -78,7 +74,7 @@ def test_every_figure_builds_for_every_method_and_cascade(full, lite, gt, cascad
         assert len([t for t in grid.data if isinstance(t, go.Heatmap)]) == 2 * len(cascade)
         assert grid.layout.coloraxis.cmin == 0.0 and grid.layout.coloraxis.cmax == 1.0
     comparison = compare_methods(
-        full.remerge("hierarchical", cascade), METHODS, gt=gt if with_gt else None, model=lite
+        full.remerge("hierarchical", cascade), METHODS, gt=gt if with_gt else None, model=model
     )
     assert "explicit" in comparison.skipped
     fig = method_comparison_figure(comparison)
@@ -103,16 +99,12 @@ def test_pareto_of_every_subset_of_one_image(full, gt, with_gt) -> None:
         gt=gt if with_gt else None,
     )
     fig = pareto_figure(table)
-    assert {t.name for t in fig.data} == {
-        "hierarchical",
-        "mean",
-        "single:0.5",
-        "single:1",
-        "single:2",
-        "Pareto frontier",
-    }
+    assert [t.name for t in fig.data] == ["single", "hierarchical", "mean", "Pareto frontier"]
     points = sum(len(t.x) for t in fig.data if t.name != "Pareto frontier")
     assert points == len(table.rows)
+    singles = next(t for t in fig.data if t.name == "single")
+    # each one-scale subset once, named "single <s>"; the singles of larger subsets name them
+    assert [x for x in singles.text if "(" not in x] == ["single 0.5", "single 1", "single 2"]
 
 
 def test_explicit_panel_appears_for_an_explicit_model(gt) -> None:

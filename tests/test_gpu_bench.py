@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from analysis.bench.gpu import main
+from analysis.bench.gpu import Measured, decide_auto, main
 
 
 @pytest.mark.skipif(
@@ -22,9 +22,11 @@ def test_without_cuda_the_gpu_bench_says_how_to_run_its_cpu_rows(capsys):
 @pytest.mark.slow
 def test_the_cpu_rows_print_agreement_with_fp32_and_with_eager_auto(capsys):
     argv = ["--device", "cpu", "--size", "64x128", "--repeats", "1", "--checkpoint", "recipe"]
-    assert main([*argv, "--gates", "0.02"]) == 0
+    assert main([*argv, "--gates", "0.02", "--gate-by", "bound", "confidence"]) == 0
     out = capsys.readouterr().out
+    assert out.startswith("command: python -m analysis.bench gpu --device cpu")
     assert "316 BatchNorms folded" in out  # every BatchNorm of the official model
+    assert out.strip().splitlines()[-1].startswith("auto on CUDA: keep eager")
     rows = {
         cells[1].strip(): [c.strip() for c in cells[2:-1]]
         for line in out.splitlines()
@@ -37,8 +39,19 @@ def test_the_cpu_rows_print_agreement_with_fp32_and_with_eager_auto(capsys):
         "auto: bf16 folded channels-last, eager",
         "auto, tiled at 2,097,152 px",
         "auto + gate 0.02, eager",
+        "auto + gate 0.02 by confidence, eager",
     ]  # graphs, streams and compile rows need CUDA
     assert rows["fp32 (TF32 off)"][5] == "100.000%"
     assert rows["auto: bf16 folded channels-last, eager"][6] == "100.000%"
     for cells in rows.values():
         assert float(cells[0]) > 0 and set(cells[2].split()) >= {"0.5:", "1:", "2:"}
+
+
+def test_auto_takes_the_fastest_exact_path_without_a_long_first_call():
+    eager = Measured("auto: bf16 folded channels-last, eager", 0.28, 0.7, True)
+    graphs = Measured("fast: CUDA graphs, every scale", 0.24, 0.7, True)
+    gated = Measured("graphs every scale + gate 0.02", 0.16, 0.6, False)
+    compiled = Measured("fast: torch.compile, every scale", 0.21, 89.0, True)
+    line = decide_auto([eager, graphs, gated, compiled])
+    assert line.startswith("auto on CUDA: fast: CUDA graphs, every scale (0.2400 s, 86%")
+    assert "keep eager" in decide_auto([eager, gated, compiled])

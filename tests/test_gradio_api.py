@@ -7,9 +7,6 @@ written for the test when the samples are not generated yet) and an uploaded PNG
 
 from __future__ import annotations
 
-import socket
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,19 +21,16 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from app import common  # noqa: E402
 from app.gradio_app import build_app, concurrency_limit, launch  # noqa: E402
+from app.gradio_parts.handlers import ANALYSIS_OUTPUTS  # noqa: E402
 from hmsa_core.labels import CITYSCAPES  # noqa: E402
 from hmsa_core.models.base import scaled_size  # noqa: E402
+from tests.browser import free_port  # noqa: E402
+from tests.gradio_calls import page_inputs  # noqa: E402
+from tests.hostile_files import png_declaring  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 MAX_SIDE = 256
-
-
-def free_port() -> int:
-    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def samples_for_test(folder: Path) -> list[common.Sample]:
@@ -68,20 +62,6 @@ def read_png(path: str) -> tuple[np.ndarray, str]:
     """Returns ``(pixel values (H, W), PIL mode)`` of a PNG file."""
     with Image.open(path) as img:
         return np.asarray(img), img.mode
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """Returns a small PNG file whose header declares ``width`` x ``height`` RGB pixels."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    body = zlib.compress(b"\x00" * 64)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    )
 
 
 def expected_size(image_path: Path, max_side: int) -> tuple[int, int]:
@@ -148,7 +128,15 @@ def check_scale_maps(path: str, data: dict, pred: np.ndarray) -> None:
                 entry["mean_weight"], abs=1e-3
             )
             total += weight
+            own = arrays[f"top_prob_{key}"]  # each scale's confidence at its own input size
+            assert own.shape == tuple(entry["input_size"])
+        confidence = {k: arrays[k].astype(np.float64) for k in ("top_prob", "margin", "entropy")}
     np.testing.assert_allclose(total, 1.0, atol=3e-3)  # float16 maps
+    assert all(values.shape == size for values in confidence.values())
+    assert 1.0 / 19 - 1e-3 <= confidence["top_prob"].min() <= confidence["top_prob"].max() <= 1.0
+    assert (confidence["margin"] <= confidence["top_prob"] + 1e-3).all()
+    for name, values in confidence.items():
+        assert float(values.mean()) == pytest.approx(data["confidence"][f"mean_{name}"], abs=2e-3)
 
 
 def test_segment_leaves_out_the_maps_when_asked(served) -> None:
@@ -162,6 +150,25 @@ def test_segment_leaves_out_the_maps_when_asked(served) -> None:
     )
     assert maps is None
     assert read_png(png)[0].shape == tuple(data["image_size"])
+
+
+def test_flip_runs_each_scale_mirrored_too_and_old_clients_get_no_flip(served) -> None:
+    client, samples, _ = served
+    image = handle_file(str(samples[0].image_path))
+    kwargs = {"scales": [0.5, 1.0], "max_side": 128, "arrays": False, "api_name": "/segment"}
+    _, plain, _ = client.predict(image=image, **kwargs)  # as a client from before the switch
+    _, flipped, _ = client.predict(image=image, flip=True, **kwargs)
+    assert plain["flip"] is False and [p["flipped"] for p in plain["per_scale"]] == [False] * 2
+    assert flipped["flip"] is True
+    assert [(p["scale"], p["flipped"]) for p in flipped["per_scale"]] == [
+        (0.5, False), (0.5, True), (1.0, False), (1.0, True),
+    ]  # fmt: skip
+    assert flipped["total_gflops"] == pytest.approx(2 * plain["total_gflops"])
+    inputs = page_inputs(
+        image=image, scales=[0.5, 1.0], model_name="hmsa-lite", max_side=128, flip=True
+    )
+    outputs = client.predict(*inputs, api_name="/analyse")
+    assert [row[0] for row in outputs[6]["data"]] == [0.5, 0.5, 1.0, 1.0, "total"]
 
 
 def test_a_wrong_mask_is_refused_before_any_forward_pass(served, tmp_path: Path) -> None:
@@ -229,7 +236,7 @@ def test_bad_requests_fail_with_a_message_and_the_app_keeps_serving(served, tmp_
     text.write_text("not an image")
     image = handle_file(str(samples[0].image_path))
     huge = tmp_path / "huge.png"
-    huge.write_bytes(png_claiming(9000, 9000))
+    huge.write_bytes(png_declaring(9000, 9000))
     wrong_mask = tmp_path / "small_mask.png"
     Image.fromarray(np.zeros((5, 5), dtype=np.uint8), mode="L").save(wrong_mask)
     cases = [
@@ -256,18 +263,15 @@ def test_page_handler_fills_every_output_for_a_sample_with_its_mask(served) -> N
     if sample is None:
         pytest.skip("no sample with a mask")
     model = common.list_models()[0].name
-    outputs = client.predict(
-        handle_file(str(sample.image_path)),
-        handle_file(str(sample.mask_path)),
-        [0.5, 1.0],
-        "",
-        "hierarchical",
-        model,
-        MAX_SIDE,
-        "auto",  # precision
-        0.0,  # attention gate
-        api_name="/analyse",
+    inputs = page_inputs(
+        image=handle_file(str(sample.image_path)),
+        mask=handle_file(str(sample.mask_path)),
+        scales=[0.5, 1.0],
+        method="hierarchical",
+        model_name=model,
+        max_side=MAX_SIDE,
     )
+    outputs = client.predict(*inputs, api_name="/analyse")
     overlay, gallery, summary, _, iou, _, cost, _, files = outputs[:9]
     annotated = overlay["value"]  # sent as a component update carrying the label set's colours
     labels = {a["label"] for a in annotated["annotations"]}
@@ -280,6 +284,12 @@ def test_page_handler_fills_every_output_for_a_sample_with_its_mask(served) -> N
     assert iou["data"][-1][0] == "mIoU"
     assert [row[0] for row in cost["data"]] == [0.5, 1.0, "total"]
     assert sorted(Path(f).suffix for f in files) == [".json", ".png"]
+    shown = [name for name in ANALYSIS_OUTPUTS if name != "held"]  # a State is not sent
+    with Image.open(outputs[shown.index("confidence")]) as confidence:
+        assert confidence.mode == "RGB"
+        height, width = expected_size(sample.image_path, MAX_SIDE)
+        assert confidence.size == (width, height)
+        assert len(np.unique(np.asarray(confidence).reshape(-1, 3), axis=0)) > 1
 
 
 def test_concurrency_limit_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

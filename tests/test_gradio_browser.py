@@ -10,7 +10,6 @@ test is skipped, or fails when ``HMSA_REQUIRE_BROWSER=1`` (see tests/browser.py)
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,12 @@ import pytest
 from app import common
 from app.gradio_app import build_app, launch
 from tests.browser import (
-    CHROMIUM_ARGS,
     REQUIRE_ENV,
     chromium_or_skip,
+    free_port,
+    local_page,
     playwright_or_skip,
 )
-
-
-def free_port() -> int:
-    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def small_samples(folder: Path) -> Path:
@@ -76,47 +69,34 @@ def test_example_submit_renders_the_scale_gallery(tmp_path: Path) -> None:
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     outside: list[str] = []
     try:
-        with playwright_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.on(
-                    "request",
-                    lambda r: (
-                        None
-                        if r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-                        else outside.append(r.url)
-                    ),
-                )
-                page.goto(url)
-                run = page.locator("#run")
-                run.wait_for(timeout=30_000)
-                page.locator("#image-preview img").first.wait_for(timeout=60_000)  # first visit
-                page.locator("#scale-gallery img").first.wait_for(timeout=60_000)
+        with local_page(playwright_api, chromium, outside) as page:
+            page.goto(url)
+            run = page.locator("#run")
+            run.wait_for(timeout=30_000)
+            page.locator("#image-preview img").first.wait_for(timeout=60_000)  # first visit
+            page.locator("#scale-gallery img").first.wait_for(timeout=60_000)
 
-                page.locator("#input-image button[aria-label=Clear]").click()
-                run.click()  # no image: the error is shown, nothing breaks
-                page.get_by_text("no image given").first.wait_for(timeout=20_000)
+            page.locator("#input-image button[aria-label=Clear]").click()
+            run.click()  # no image: the error is shown, nothing breaks
+            page.get_by_text("no image given").first.wait_for(timeout=20_000)
 
-                page.locator("#input-image input[type=file]").set_input_files(str(not_an_image))
-                page.get_by_text("notes.png is not a readable image").first.wait_for(timeout=20_000)
-                assert page.locator("#image-preview img").count() == 0
+            page.locator("#input-image input[type=file]").set_input_files(str(not_an_image))
+            page.get_by_text("notes.png is not a readable image").first.wait_for(timeout=20_000)
+            assert page.locator("#image-preview img").count() == 0
 
-                page.locator("#examples [data-testid=dataset-cell-0-0]").click()
-                page.locator("#image-preview img").first.wait_for(timeout=20_000)
-                page.locator("#mask-preview img").first.wait_for(timeout=20_000)
-                run.click()
-                gallery_images = page.locator("#scale-gallery img")
-                gallery_images.first.wait_for(state="visible", timeout=45_000)
-                page.wait_for_function(
-                    "() => [...document.querySelectorAll('#scale-gallery img')]"
-                    ".filter(i => i.complete && i.naturalWidth > 0).length >= 9",
-                    timeout=20_000,
-                )
-                page.get_by_text("mIoU vs. the mask").first.wait_for(timeout=10_000)
-                page.screenshot(path=str(tmp_path / "gradio_app.png"), full_page=True)
-            finally:
-                browser.close()
+            page.locator("#examples [data-testid=dataset-cell-0-0]").click()
+            page.locator("#image-preview img").first.wait_for(timeout=20_000)
+            page.locator("#mask-preview img").first.wait_for(timeout=20_000)
+            run.click()
+            gallery_images = page.locator("#scale-gallery img")
+            gallery_images.first.wait_for(state="visible", timeout=45_000)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('#scale-gallery img')]"
+                ".filter(i => i.complete && i.naturalWidth > 0).length >= 9",
+                timeout=20_000,
+            )
+            page.get_by_text("mIoU vs. the mask").first.wait_for(timeout=10_000)
+            page.screenshot(path=str(tmp_path / "gradio_app.png"), full_page=True)
     finally:
         demo.close()
     assert (tmp_path / "gradio_app.png").stat().st_size > 10_000

@@ -9,7 +9,6 @@ derived from the files the app returns and the app's own readers, never hard-cod
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from app.gradio_app import build_app, launch
 from app.gradio_parts.first_visit import first_sample, sample_label
 from app.gradio_parts.views import class_overlay
 from hmsa_core.labels import CITYSCAPES
+from tests.browser import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -43,13 +43,6 @@ def first_visit(client: Client) -> tuple[str, str | None, list]:
     """Returns ``(image, mask, analysis outputs)`` of the page load's ``/first_visit``."""
     outputs = client.predict(api_name="/first_visit")
     return outputs[IMAGE], outputs[MASK], list(outputs[2:])
-
-
-def free_port() -> int:
-    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -138,15 +131,21 @@ def test_the_page_opens_on_a_computed_sample_with_panels_and_scores(served: Serv
     assert sorted(toggles["value"]) == sorted(np.unique(ids).tolist())
 
 
+def component_props(served: Served, kind: str, elem_id: str) -> list[dict]:
+    """Returns the properties of the page's components of type ``kind`` and ``elem_id``, as
+    the served app's config lists them."""
+    config = served.client().config
+    return [
+        c["props"]
+        for c in config["components"]
+        if c.get("type") == kind and c["props"].get("elem_id") == elem_id
+    ]
+
+
 def test_the_menu_offers_each_pretrained_model_with_its_download_cost(served: Served) -> None:
     from hmsa_core.pretrained import PRETRAINED
 
-    config = served.client().config
-    menus = [
-        c["props"]
-        for c in config["components"]
-        if c.get("type") == "dropdown" and c["props"].get("label") == "Model"
-    ]
+    menus = component_props(served, "dropdown", "model")  # the image page's menu
     assert len(menus) == 1
     assert menus[0]["value"] == "hmsa-lite"
     labels = {name: label for label, name in menus[0]["choices"]}
@@ -203,12 +202,7 @@ def test_clicking_a_sample_without_a_mask_runs_it_and_says_it_has_no_ground_trut
 
 
 def test_the_examples_show_a_thumbnail_and_a_readable_name_per_sample(served: Served) -> None:
-    config = served.client().config
-    datasets = [
-        c["props"]
-        for c in config["components"]
-        if c.get("type") == "dataset" and c["props"].get("elem_id") == "examples"
-    ]
+    datasets = component_props(served, "dataset", "examples")
     assert len(datasets) == 1
     props = datasets[0]
     assert [c["name"] for c in props["components"]] == ["image", "textbox"]

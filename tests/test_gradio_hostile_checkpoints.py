@@ -12,7 +12,6 @@ from __future__ import annotations
 import pickle
 import random
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,8 @@ from gradio_client.exceptions import AppError  # noqa: E402
 import hmsa_core  # noqa: E402
 from app.gradio_app import build_app, launch  # noqa: E402
 from hmsa_core.checkpoints.native import save_native  # noqa: E402
+from tests.browser import free_port  # noqa: E402
+from tests.gradio_calls import page_inputs  # noqa: E402
 from tests.hostile_files import GOOD_SIZE, WritesMarker, write_good_image  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -50,13 +51,6 @@ class Served:
     models: Path
     marker: Path
     good: Path
-
-
-def free_port() -> int:
-    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_hostile_checkpoints(folder: Path, marker: Path) -> None:
@@ -134,15 +128,13 @@ def test_running_a_hostile_checkpoint_is_a_clear_error_and_the_app_keeps_serving
         assert_clear(api_error, name, reason, served.models)
         with pytest.raises(AppError) as page_error:
             served.client.predict(
-                handle_file(str(served.good)),
-                None,
-                [0.5, 1.0],
-                "",
-                "hierarchical",
-                name,
-                256,
-                "auto",  # precision
-                0.0,  # attention gate
+                *page_inputs(
+                    image=handle_file(str(served.good)),
+                    scales=[0.5, 1.0],
+                    method="hierarchical",
+                    model_name=name,
+                    max_side=256,
+                ),
                 api_name="/analyse",
             )
         assert_clear(page_error, name, reason, served.models)

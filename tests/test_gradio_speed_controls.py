@@ -4,7 +4,6 @@ real HTTP with ``gradio_client`` against an app served on 127.0.0.1."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,16 +18,13 @@ from app import common  # noqa: E402
 from app.gradio_app import build_app, launch  # noqa: E402
 from hmsa_core.data.synthscapes import write_samples  # noqa: E402
 from hmsa_core.precision import resolve_precision  # noqa: E402
+from tests.browser import free_port  # noqa: E402
+from tests.gradio_calls import estimate_inputs, page_inputs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 GATE_ENV = {"HMSA_GATE_TILE": "64", "HMSA_TILE_OVERLAP": "32"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+ESTIMATE = "/memory_estimate"
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +49,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, l
 
 def analyse(client: Client, image: Path, precision: str, gate: float) -> tuple:
     return client.predict(
-        handle_file(str(image)), None, [0.5, 1.0, 2.0], "", "hierarchical", "hmsa-lite", 512,
-        precision, gate, api_name="/analyse",
+        *page_inputs(
+            image=handle_file(str(image)), method="hierarchical", model_name="hmsa-lite",
+            max_side=512, precision=precision, gate=gate,
+        ),
+        api_name="/analyse",
     )  # fmt: skip
 
 
@@ -87,16 +86,14 @@ def test_precision_and_gate_reach_the_run_and_the_cost_table(served):
 def test_the_memory_estimate_is_shown_before_a_run(served):
     client, samples = served
     image = handle_file(str(samples[0].image_path))
-    fp32 = client.predict(
-        image, [0.5, 1.0, 2.0], "", "hmsa-lite", 512, "fp32", api_name="/memory_estimate"
-    )
-    auto = client.predict(
-        image, [0.5, 1.0, 2.0], "", "hmsa-lite", 512, "auto", api_name="/memory_estimate"
-    )
+    settings = {"image": image, "model_name": "hmsa-lite", "max_side": 512}
+    fp32 = client.predict(*estimate_inputs(**settings, precision="fp32"), api_name=ESTIMATE)
+    auto = client.predict(*estimate_inputs(**settings, precision="auto"), api_name=ESTIMATE)
     assert "GFLOPs" in fp32 and "MB in fp32" in fp32
     ran = resolve_precision("auto", torch.device("cpu"))
     assert f"MB in {ran}" in auto
     none = client.predict(
-        None, [0.5, 1.0], "", "hmsa-lite", 512, "auto", api_name="/memory_estimate"
+        *estimate_inputs(scales=[0.5, 1.0], model_name="hmsa-lite", max_side=512),
+        api_name=ESTIMATE,
     )
     assert "pick an image" in none

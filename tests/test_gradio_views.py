@@ -51,3 +51,24 @@ def test_mask_preview_colours_ids_and_fits_the_side() -> None:
     assert tuple(rgb[0, 0]) == (0, 0, 0)  # ignore is black
     assert tuple(rgb[10, 10]) == CITYSCAPES.colors[0]
     assert tuple(rgb[10, 200]) == CITYSCAPES.colors[10]
+
+
+def test_the_run_progress_moves_by_each_pass_share_of_the_planned_flops():
+    from app.common import planned_passes
+    from app.gradio_parts.handlers import scale_progress
+
+    model = hmsa_core.load_model("hmsa-lite")
+    cascade = (0.5, 1.0, 2.0)
+    passes = planned_passes(model, (64, 128), cascade, hmsa_core.InferOptions(flip=True))
+    shown: list[tuple[float, str]] = []
+    report = scale_progress(lambda value, desc: shown.append((value, desc)), passes)
+    result = hmsa_core.infer(
+        np.zeros((64, 128, 3), np.uint8), cascade, model=model, flip=True, cache=None,
+        progress=report,
+    )  # fmt: skip
+    gflops = [g for _, g in passes]
+    total = sum(gflops)
+    assert len(shown) == len(result.cost.per_scale) == 6  # each scale and its mirrored pass
+    assert [v for v, _ in shown] == pytest.approx([sum(gflops[: i + 1]) / total for i in range(6)])
+    assert shown[3][0] < 0.5 < 4 / 6  # after 4 of 6 passes, the two 2.0 passes are left
+    assert shown[5] == (pytest.approx(1.0), "scale 2 computed (pass 6/6)")

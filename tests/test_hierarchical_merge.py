@@ -123,12 +123,20 @@ def attention_cases(draw):
     return tuple(sorted(scales)), size, draw(st.integers(0, 1000))
 
 
-@settings(max_examples=30, deadline=None)
-@given(attention_cases())
-@example(((0.5, 1.5), (37, 61), 1))
-@example(((1.5, 2.0), (40, 48), 2))
-@example(((0.25, 0.5), (44, 60), 3))
-@example(((0.5, 1.0, 1.5, 2.0), (32, 48), 4))
+def attention_property(test):
+    """Returns ``test`` run on 30 drawn :func:`attention_cases` plus four fixed ones (cascades
+    with and without 1.0, odd sizes)."""
+    for case in [
+        ((0.5, 1.5), (37, 61), 1),
+        ((1.5, 2.0), (40, 48), 2),
+        ((0.25, 0.5), (44, 60), 3),
+        ((0.5, 1.0, 1.5, 2.0), (32, 48), 4),
+    ]:
+        test = example(case)(test)
+    return settings(max_examples=30, deadline=None)(given(attention_cases())(test))
+
+
+@attention_property
 def test_all_attention_one_gives_the_lowest_scales_resized_logits(case):
     """a = 1 everywhere: each lower scale replaces everything above it, so the lowest scale's
     logits come out, resized to the working size and then to the output size."""
@@ -141,12 +149,7 @@ def test_all_attention_one_gives_the_lowest_scales_resized_logits(case):
     torch.testing.assert_close(merged.weights[cascade[0]], torch.ones(1, *size))
 
 
-@settings(max_examples=30, deadline=None)
-@given(attention_cases())
-@example(((0.5, 1.5), (37, 61), 1))
-@example(((1.5, 2.0), (40, 48), 2))
-@example(((0.25, 0.5), (44, 60), 3))
-@example(((0.5, 1.0, 1.5, 2.0), (32, 48), 4))
+@attention_property
 def test_all_attention_zero_gives_the_highest_scales_resized_logits(case):
     """a = 0 everywhere: the highest scale is kept, resized down through each scale >= 1.0
     below it (as the official merge does) and then to the output size."""

@@ -9,7 +9,6 @@ import zlib
 import numpy as np
 import pytest
 import tifffile
-import torch
 from PIL import Image, ImageFile, ImageOps
 
 import hmsa_core
@@ -21,14 +20,7 @@ from hmsa_core.images import (
     rgb_to_uint8,
 )
 from hmsa_core.limits import InputLimits
-from hmsa_core.models import build
 from tests.hostile_files import random_rgb, write_hostile_files
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return build("lite", 19).eval()
 
 
 def png_declaring(width: int, height: int) -> bytes:

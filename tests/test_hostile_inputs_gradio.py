@@ -28,6 +28,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from app import common  # noqa: E402
 from app.gradio_app import build_app, launch  # noqa: E402
 from tests.browser import free_port  # noqa: E402
+from tests.gradio_calls import page_inputs  # noqa: E402
 from tests.hostile_files import (  # noqa: E402
     GOOD_SIZE,
     HOSTILE_CASCADES,
@@ -107,15 +108,14 @@ def analyse(served: Served, image: Path, mask: Path | None = None) -> Answer:
     ``(H, W)`` its summary says the model saw."""
     try:
         outputs = served.client.predict(
-            handle_file(str(image)),
-            None if mask is None else handle_file(str(mask)),
-            [0.5, 1.0],
-            "",
-            "hierarchical",
-            served.model,
-            MAX_SIDE,
-            "auto",  # precision
-            0.0,  # attention gate
+            *page_inputs(
+                image=handle_file(str(image)),
+                mask=None if mask is None else handle_file(str(mask)),
+                scales=[0.5, 1.0],
+                method="hierarchical",
+                model_name=served.model,
+                max_side=MAX_SIDE,
+            ),
             api_name="/analyse",
         )
     except AppError as exc:

@@ -12,15 +12,8 @@ from PIL import Image
 import hmsa_core
 from hmsa_core.cache import ByteLRUCache
 from hmsa_core.limits import InputLimits
-from hmsa_core.models import build
 
 H, W = 48, 80
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return build("lite", 19).eval()
 
 
 @pytest.fixture(scope="module")

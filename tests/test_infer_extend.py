@@ -24,19 +24,13 @@ class _PassCounter:
         self.scales.append(tuple(inputs[0].shape[-2:]))
 
 
-@pytest.fixture
-def lite() -> hmsa_core.MultiScaleSegmenter:
-    torch.manual_seed(0)
-    return hmsa_core.build("lite", num_classes=19).eval()
-
-
-def test_extend_runs_only_the_scales_the_base_lacks(lite):
+def test_extend_runs_only_the_scales_the_base_lacks(model):
     image = _rgb(32, 48, seed=4)
-    base = hmsa_core.extend(None, image, (0.5, 1.0), lite, cache=None, precision="fp32")
-    counter = _PassCounter(lite)
+    base = hmsa_core.extend(None, image, (0.5, 1.0), model, cache=None, precision="fp32")
+    counter = _PassCounter(model)
     seen: list[tuple[float, int, int, bool]] = []
     grown = hmsa_core.extend(
-        base, image, (0.5, 1.0, 2.0), lite, method="mean", cache=None, precision="fp32",
+        base, image, (0.5, 1.0, 2.0), model, method="mean", cache=None, precision="fp32",
         progress=lambda *args: seen.append(args),
     )  # fmt: skip
     assert counter.scales == [(64, 96)]  # only the 2.0 pass, although no cache holds the others
@@ -47,20 +41,20 @@ def test_extend_runs_only_the_scales_the_base_lacks(lite):
     ]  # fmt: skip
     for scale in (0.5, 1.0):  # the held outputs themselves, not recomputed copies
         assert grown.per_scale[scale].output is base.per_scale[scale].output
-    again = hmsa_core.extend(grown, image, (1.0, 2.0), lite, cache=None, precision="fp32")
+    again = hmsa_core.extend(grown, image, (1.0, 2.0), model, cache=None, precision="fp32")
     assert len(counter.scales) == 1  # a subset of the held scales: no pass at all
     assert again.scales == (1.0, 2.0) and again.method == "hierarchical"
     counter.handle.remove()
     full = hmsa_core.infer(
-        image, (0.5, 1.0, 2.0), model=lite, method="mean", cache=None, precision="fp32"
+        image, (0.5, 1.0, 2.0), model=model, method="mean", cache=None, precision="fp32"
     )
     assert torch.allclose(grown.logits, full.logits, atol=1e-5)
     assert torch.equal(grown.pred, full.pred)
 
 
-def test_extend_refuses_a_base_of_another_image_and_bad_cascades(lite):
-    base = hmsa_core.extend(None, _rgb(32, 48, seed=1), (1.0,), lite, cache=None)
+def test_extend_refuses_a_base_of_another_image_and_bad_cascades(model):
+    base = hmsa_core.extend(None, _rgb(32, 48, seed=1), (1.0,), model, cache=None)
     with pytest.raises(ValueError, match="another image"):
-        hmsa_core.extend(base, _rgb(32, 48, seed=2), (1.0, 2.0), lite, cache=None)
+        hmsa_core.extend(base, _rgb(32, 48, seed=2), (1.0, 2.0), model, cache=None)
     with pytest.raises(ValueError, match="empty"):
-        hmsa_core.extend(base, _rgb(32, 48, seed=1), (), lite, cache=None)
+        hmsa_core.extend(base, _rgb(32, 48, seed=1), (), model, cache=None)

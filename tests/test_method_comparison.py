@@ -17,12 +17,6 @@ SIZE = (64, 96)
 
 
 @pytest.fixture(scope="module")
-def lite() -> hmsa_core.MultiScaleSegmenter:
-    torch.manual_seed(0)
-    return hmsa_core.build("lite", 19).eval()
-
-
-@pytest.fixture(scope="module")
 def explicit() -> hmsa_core.MultiScaleSegmenter:
     torch.manual_seed(1)
     return hmsa_core.build("explicit_lite", 19).eval()
@@ -35,21 +29,21 @@ def image() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def result(lite, image) -> hmsa_core.InferenceResult:
-    return hmsa_core.infer(image, (0.5, 1.0, 2.0), model=lite, cache=None)
+def result(model, image) -> hmsa_core.InferenceResult:
+    return hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, cache=None)
 
 
-def test_single_expands_to_every_scale_and_matches_direct_merges(result, lite) -> None:
-    comparison = compare_methods(result, ["hierarchical", "mean", "single"], model=lite)
+def test_single_expands_to_every_scale_and_matches_direct_merges(result, model) -> None:
+    comparison = compare_methods(result, ["hierarchical", "mean", "single"], model=model)
     assert comparison.methods == ("hierarchical", "mean", "single:0.5", "single:1", "single:2")
     assert comparison.scores is None and comparison.gt is None
     for method, merged in comparison.results.items():
-        direct = hmsa_core.merge(result.per_scale, method, output_size=result.size, model=lite)
+        direct = hmsa_core.merge(result.per_scale, method, output_size=result.size, model=model)
         assert torch.equal(merged.pred, direct.logits[0].argmax(0)), method
 
 
-def test_explicit_is_skipped_with_a_reason_for_an_hmsa_model(result, lite) -> None:
-    comparison = compare_methods(result, ["hierarchical", "explicit"], model=lite)
+def test_explicit_is_skipped_with_a_reason_for_an_hmsa_model(result, model) -> None:
+    comparison = compare_methods(result, ["hierarchical", "explicit"], model=model)
     assert comparison.methods == ("hierarchical",)
     assert "explicit" in comparison.skipped
     assert "explicit-attention model" in comparison.skipped["explicit"]
@@ -65,11 +59,11 @@ def test_explicit_runs_on_its_training_cascade_and_is_skipped_on_others(explicit
     assert "trained for (0.5, 1, 2)" in skipped["explicit"]
 
 
-def test_scores_equal_scoring_each_prediction(result, lite) -> None:
+def test_scores_equal_scoring_each_prediction(result, model) -> None:
     rng = np.random.default_rng(3)
     gt = rng.integers(0, 19, SIZE)
     gt[:5] = 255
-    comparison = compare_methods(result, ["hierarchical", "max"], gt=gt, model=lite)
+    comparison = compare_methods(result, ["hierarchical", "max"], gt=gt, model=model)
     assert comparison.scores is not None
     for method in comparison.methods:
         expected = score_prediction(comparison.results[method].pred, gt, 19)

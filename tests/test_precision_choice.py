@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,6 +18,7 @@ from hmsa_core.precision import (
     cpu_has_native_bf16,
     resolve_precision,
 )
+from tests.tiny_models import noise_rgb
 
 CPUINFO_WITH_BF16 = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -31,12 +31,14 @@ flags\t\t: fpu vme sse sse2 avx2 avx512f
 
 @pytest.fixture(scope="module")
 def model():
+    """The bundled, trained ``hmsa-lite`` on the CPU (one copy per module)."""
     return hmsa_core.load_model("hmsa-lite", "cpu")
 
 
 @pytest.fixture(scope="module")
 def image():
-    return np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    """A ``(64, 96, 3)`` uint8 noise image."""
+    return noise_rgb((64, 96), seed=0)
 
 
 def test_cpu_flags_are_read_from_cpuinfo_text():

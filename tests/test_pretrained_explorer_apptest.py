@@ -89,5 +89,8 @@ def test_choosing_cityscapes_downloads_converts_and_segments(
     assert result.model_name == "hrnet48_ocr_mscale" and result.labels.name == "cityscapes"
     assert result.scales == common.DEFAULT_CASCADE
     assert cached_file(PRETRAINED["cityscapes"], app_env).is_file()
-    at.run()  # listed as downloaded now; no further request was needed above
+    # The sidebar shows the finished download in the same run, without a reload: the menu
+    # lists it as downloaded, no "not downloaded yet" caption, no Cancel button.
     assert any(o.endswith("290 MB, downloaded") for o in at.selectbox(key="model_name").options)
+    assert not any("not downloaded" in c.value for c in at.sidebar.caption)
+    assert "Cancel download" not in [b.label for b in at.sidebar.button]

@@ -7,14 +7,12 @@ chromium or playwright, or fails when ``HMSA_REQUIRE_BROWSER=1`` (see tests/brow
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hmsa_core.data.synthscapes import write_samples
-from tests.browser import CHROMIUM_ARGS, chromium_or_skip, playwright_or_skip, streamlit_explorer
+from tests.browser import explorer_env, local_page, streamlit_explorer
 from tests.loopback_server import LoopbackServer, Route, loopback_server
 
 pytestmark = pytest.mark.slow
@@ -27,12 +25,6 @@ SLOW_BODY = b"\x80\x04" + bytes(64 * 2**20)
 
 
 @pytest.fixture
-def chromium() -> str:
-    playwright_or_skip()
-    return chromium_or_skip()
-
-
-@pytest.fixture
 def weights() -> Iterator[LoopbackServer]:
     with loopback_server({PATH: Route(body=SLOW_BODY, chunk_delay=0.25)}) as server:
         yield server
@@ -40,14 +32,8 @@ def weights() -> Iterator[LoopbackServer]:
 
 @pytest.fixture
 def explorer(chromium: str, weights: LoopbackServer, tmp_path: Path) -> Iterator[str]:
-    samples = tmp_path / "samples"
-    write_samples(samples, count=1, size=(64, 128))
-    env = dict(
-        os.environ,
-        HMSA_SAMPLES_DIR=str(samples),
-        HMSA_MODELS_DIR=str(tmp_path / "models"),
-        HMSA_CACHE_DIR=str(tmp_path / "cache"),
-        HMSA_URL_CITYSCAPES=weights.url + PATH,
+    env = explorer_env(
+        tmp_path, HMSA_CACHE_DIR=str(tmp_path / "cache"), HMSA_URL_CITYSCAPES=weights.url + PATH
     )
     env.pop("HMSA_OFFLINE", None)
     env.pop("HMSA_DEFAULT_MODEL", None)
@@ -58,37 +44,33 @@ def explorer(chromium: str, weights: LoopbackServer, tmp_path: Path) -> Iterator
 def test_choose_cityscapes_see_progress_cancel_and_keep_working(
     explorer: str, chromium: str, weights: LoopbackServer, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright import sync_api
+    from playwright.sync_api import expect
 
     cost = "cityscapes: HRNet-W48 + OCR + HMSA, 86.9 mIoU Cityscapes val, about 290 MB, "
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(explorer)
-            sidebar = page.get_by_test_id("stSidebar")
-            main = page.get_by_test_id("stMain")
-            expect(main.get_by_text("Per-scale time", exact=False)).to_be_visible(timeout=WAIT_MS)
+    with local_page(sync_api, chromium, size=(1400, 1000)) as page:
+        page.goto(explorer)
+        sidebar = page.get_by_test_id("stSidebar")
+        main = page.get_by_test_id("stMain")
+        expect(main.get_by_text("Per-scale time", exact=False)).to_be_visible(timeout=WAIT_MS)
 
-            sidebar.get_by_test_id("stSelectbox").first.click()
-            page.get_by_role("option", name=cost + "not downloaded yet").click()
-            expect(sidebar.get_by_test_id("stProgress")).to_be_visible(timeout=WAIT_MS)
-            expect(sidebar.get_by_text("Downloading cityscapes:", exact=False)).to_be_visible(
-                timeout=WAIT_MS
-            )
-            page.screenshot(path=str(tmp_path / "downloading.png"))
-            sidebar.get_by_role("button", name="Cancel download").click()
-            expect(main.get_by_text("was cancelled", exact=False)).to_be_visible(timeout=WAIT_MS)
-            expect(sidebar.get_by_role("button", name="Resume download")).to_be_visible()
-            assert not main.get_by_test_id("stException").count()
-            assert len(weights.requests_to(PATH)) == 1
+        sidebar.get_by_test_id("stSelectbox").first.click()
+        page.get_by_role("option", name=cost + "not downloaded yet").click()
+        expect(sidebar.get_by_test_id("stProgress")).to_be_visible(timeout=WAIT_MS)
+        expect(sidebar.get_by_text("Downloading cityscapes:", exact=False)).to_be_visible(
+            timeout=WAIT_MS
+        )
+        page.screenshot(path=str(tmp_path / "downloading.png"))
+        sidebar.get_by_role("button", name="Cancel download").click()
+        expect(main.get_by_text("was cancelled", exact=False)).to_be_visible(timeout=WAIT_MS)
+        expect(sidebar.get_by_role("button", name="Resume download")).to_be_visible()
+        assert not main.get_by_test_id("stException").count()
+        assert len(weights.requests_to(PATH)) == 1
 
-            sidebar.get_by_test_id("stSelectbox").first.click()
-            page.get_by_role("option", name="hmsa-lite", exact=True).click()
-            expect(main.get_by_text("was cancelled", exact=False)).to_have_count(0, timeout=WAIT_MS)
-            expect(main.get_by_text("Per-scale time", exact=False)).to_be_visible(timeout=WAIT_MS)
-            assert not main.get_by_test_id("stException").count()
-        finally:
-            browser.close()
+        sidebar.get_by_test_id("stSelectbox").first.click()
+        page.get_by_role("option", name="hmsa-lite", exact=True).click()
+        expect(main.get_by_text("was cancelled", exact=False)).to_have_count(0, timeout=WAIT_MS)
+        expect(main.get_by_text("Per-scale time", exact=False)).to_be_visible(timeout=WAIT_MS)
+        assert not main.get_by_test_id("stException").count()
     part = tmp_path / "cache" / "cityscapes.pdparams.part"
     assert 0 < part.stat().st_size < len(SLOW_BODY)  # kept for a resume

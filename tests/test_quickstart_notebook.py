@@ -43,3 +43,4 @@ def test_the_notebook_runs_top_to_bottom_offline(tmp_path: Path, monkeypatch) ->
     assert "weights sum to 1: True" in text
     assert "skipped: the pretrained model is not available here" in text
     assert "HMSA_OFFLINE" in text  # the reason, with what to do
+    assert "small-object recall" in text and "ECE" in text  # where each scale wins

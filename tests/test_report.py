@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from plotly.offline import get_plotlyjs
 
@@ -21,12 +20,10 @@ from hmsa_core.labels import CITYSCAPES
 from tests.browser import CHROMIUM_ARGS, chromium_or_skip, playwright_or_skip
 
 SIZE = (64, 96)
-
-
-@pytest.fixture(scope="module")
-def model() -> hmsa_core.MultiScaleSegmenter:
-    torch.manual_seed(0)
-    return hmsa_core.build("lite", 19).eval()
+#: Figures of the where section with a mask and no camera distances: size recall, diameter
+#: recall, trimap mIoU and accuracy, Boundary IoU, reliability, accuracy vs confidence, weight
+#: by size, weight by boundary distance, and the confidence maps.
+WHERE_FIGURES = 10
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +76,33 @@ def test_report_of_a_run_with_ground_truth_holds_every_section(model, files) -> 
     )  # overlay, grid, cost
 
 
+def test_where_section_holds_its_figures_tables_and_confidence_maps(model, files) -> None:
+    from analysis.where_scales import analyse_where
+
+    result = hmsa_core.infer(files["image"], (0.5, 1.0), model=model, cache=None)
+    gt = np.asarray(Image.open(files["mask"])).astype(np.int64)
+    where = analyse_where(result, gt)
+    page = build_report(result, where=where)
+    _assert_self_contained(page)
+    assert count_figures(page) == 3 + WHERE_FIGURES  # overlay, grid, cost + the section
+    section = page[page.index("Where each scale wins") :]
+    assert "<th>method</th>" in section and "single:0.5" in section
+    assert "top probability" in section  # the confidence maps
+    assert f"{100 * where.calibration.ece('mean'):.1f}" in section  # the ECE table's number
+    assert "Where each scale wins" not in build_report(result)  # no mask, no section
+
+
+def test_markdown_tables_become_escaped_html() -> None:
+    from analysis.report import markdown_html
+
+    text = "**Sizes** of `x`.\n\n| a | b <i> |\n|---|---:|\n| <script> | 1.0 |\n\nend"
+    assert markdown_html(text) == (
+        "<p><strong>Sizes</strong> of <code>x</code>.</p>\n"
+        "<table><thead><tr><th>a</th><th>b &lt;i&gt;</th></tr></thead>"
+        "<tbody><tr><td>&lt;script&gt;</td><td>1.0</td></tr></tbody></table>\n<p>end</p>"
+    )
+
+
 def test_command_line_writes_image_and_sweep_reports(model, files, tmp_path) -> None:
     out = tmp_path / "run.html"
     code = main(
@@ -88,7 +112,8 @@ def test_command_line_writes_image_and_sweep_reports(model, files, tmp_path) -> 
     assert code == 0 and out.is_file()
     page = out.read_text(encoding="utf-8")
     _assert_self_contained(page)
-    assert count_figures(page) == 7
+    assert count_figures(page) == 7 + WHERE_FIGURES  # with --mask: the where section too
+    assert "Where each scale wins" in page and "Boundary IoU" in page
 
     result = hmsa_core.infer(files["image"], (0.5, 1.0), model=model, cache=None)
     csv_path = subset_rows(result, ["hierarchical", "max"]).to_csv(tmp_path / "results.csv")
@@ -119,7 +144,7 @@ def test_report_renders_every_figure_in_headless_chromium(model, files, tmp_path
     out = tmp_path / "report.html"
     assert main(["--image", str(files["image"]), "--mask", str(files["mask"]), "--scales", "0.5,1,2", "--model", str(files["model"]), "--out", str(out)]) == 0  # fmt: skip
     expected = count_figures(out.read_text(encoding="utf-8"))
-    assert expected == 7
+    assert expected == 7 + WHERE_FIGURES
     errors: list[str] = []
     requests: list[str] = []
     with playwright.sync_playwright() as p:

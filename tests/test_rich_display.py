@@ -43,7 +43,8 @@ def _check_display(result: hmsa_core.InferenceResult) -> str:
     images = _images(page)
     n = len(result.per_scale)
     with_attention = sum(r.attention is not None for r in result.per_scale.values())
-    assert len(images) == 1 + n + with_attention + (n if result.weights else 0)
+    # overlay and merged confidence, then per scale: prediction, confidence, attention, weight
+    assert len(images) == 2 + 2 * n + with_attention + (n if result.weights else 0)
     for title, img in images:
         img.load()  # a real, complete PNG
         assert max(img.size) <= 512, title
@@ -65,6 +66,8 @@ def test_the_display_shows_overlay_every_scale_and_the_cost(small_result) -> Non
     assert titles[0] == "prediction over the input"
     for s in ("0.5", "1"):
         assert {f"{s} prediction", f"{s} attention", f"{s} effective weight"} <= set(titles)
+        assert f"{s} confidence" in titles
+    assert "merged confidence" in titles
     for c in small_result.cost.per_scale:  # one cost row per scale, with its precision
         h, w = c.input_size
         assert f"<td>{c.scale:g}</td><td>{w} x {h}</td>" in page

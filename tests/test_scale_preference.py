@@ -26,12 +26,6 @@ SIZE = (32, 48)
 
 
 @pytest.fixture(scope="module")
-def model() -> hmsa_core.MultiScaleSegmenter:
-    torch.manual_seed(0)
-    return hmsa_core.build("lite", 19).eval()
-
-
-@pytest.fixture(scope="module")
 def result(model) -> hmsa_core.InferenceResult:
     image = np.random.default_rng(0).integers(0, 256, (*SIZE, 3), dtype=np.uint8)
     return hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, cache=None)

@@ -34,7 +34,7 @@ def test_gated_rows_are_added_for_every_multi_scale_cascade(table):
         row = table.row(cascade, "hierarchical", gate)
         assert row.gflops <= plain.gflops  # FLOPs actually spent
         assert not math.isnan(row.miou)
-    assert "hierarchical (gate 0.3)" in table.to_markdown()
+    assert "hierarchical (gate 0.3, bound)" in table.to_markdown()
 
 
 def test_the_gate_column_survives_the_csv(table, tmp_path):

@@ -94,15 +94,14 @@ def test_tiled_lite_pass_equals_the_whole_pass_when_the_overlap_covers_its_field
 
 
 def test_gpu_passes_run_whole_by_default_and_have_their_own_budget(monkeypatch):
-    from hmsa_core.inference import _PassSetup  # the setup that decides each pass's tiles
+    from hmsa_core.tiling import pass_tiles  # what the pass plan decides each pass's tiles by
 
     limits = InputLimits()
     assert limits.tile_pixels("cpu") == 2_097_152
     assert limits.tile_pixels("cuda") == limits.max_scaled_pixels
 
     def windows(device: str, size: tuple[int, int], budget: InputLimits):
-        setup = _PassSetup("bf16", torch.device(device), True, 32, budget, 3)
-        return setup.windows(size)
+        return pass_tiles(size, budget, device, 32)
 
     assert windows("cuda", (2048, 4096), limits) is None  # the 2.0 pass of 1024 x 2048, whole
     assert len(windows("cpu", (2048, 4096), limits)) > 1

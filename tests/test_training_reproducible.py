@@ -11,14 +11,9 @@ import torch
 
 from hmsa_core.models.registry import build
 from hmsa_core.train import TrainConfig, train
+from tests.tiny_models import SMALL_LITE
 
-SMALL = {
-    "stem_channels": 8,
-    "fine_channels": 8,
-    "coarse_channels": 16,
-    "head_channels": 16,
-    "attn_channels": 4,
-}
+SMALL = SMALL_LITE
 
 
 def _config(arch: str, out: Path, **changes: object) -> TrainConfig:

@@ -15,14 +15,9 @@ from hmsa_core.train.augment import AugmentParams, random_crop
 from hmsa_core.train.config import build_parser, config_from_args
 from hmsa_core.train.loop import SceneBank, StepModule, load_scenes, make_optimizer, train_step
 from hmsa_core.train.losses import class_weights
+from tests.tiny_models import SMALL_LITE
 
-SMALL = {
-    "stem_channels": 8,
-    "fine_channels": 8,
-    "coarse_channels": 16,
-    "head_channels": 16,
-    "attn_channels": 4,
-}
+SMALL = SMALL_LITE
 
 
 def _fixed_batch() -> tuple[torch.Tensor, torch.Tensor]:

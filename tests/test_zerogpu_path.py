@@ -1,13 +1,9 @@
-"""Hugging Face ZeroGPU support of the Gradio app: the duration asked for follows the
-cascade's FLOPs, the ``spaces.GPU`` path is taken only when ``spaces`` is importable, and only
-NumPy arrays leave the decorated function."""
+"""Hugging Face ZeroGPU support of the Gradio app, with the real ``spaces`` package (the optional
+extra ``zerogpu``): the duration asked for follows the planned FLOPs, outside a ZeroGPU Space
+``spaces.GPU`` leaves the function working and the app runs the model directly, and only NumPy
+arrays leave the decorated function (flipped passes included)."""
 
 from __future__ import annotations
-
-import importlib.util
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,46 +11,31 @@ import torch
 
 import hmsa_core
 from app.gradio_parts import zerogpu
-from hmsa_core.limits import InputLimits
+from hmsa_core.options import InferOptions
+from tests.tiny_models import noise_rgb
 
-# A stand-in for the ``spaces`` package as ZeroGPU installs it: ``GPU(duration=...)`` returns a
-# decorator; this one records the duration each call asks for and what the function returned.
-SPACES_SOURCE = textwrap.dedent(
-    """
-    calls = []
-
-    def GPU(task=None, *, duration=60):
-        def decorate(fn):
-            def run(*args, **kwargs):
-                asked = duration(*args, **kwargs) if callable(duration) else duration
-                out = fn(*args, **kwargs)
-                calls.append((asked, out))
-                return out
-            run.zerogpu = True
-            return run
-        return decorate if task is None else decorate(task)
-    """
-)
+spaces = pytest.importorskip("spaces", reason="the optional extra 'zerogpu' is not installed")
 
 
 @pytest.fixture(scope="module")
 def model():
+    """The bundled, trained ``hmsa-lite`` on the CPU (one copy per module)."""
     return hmsa_core.load_model("hmsa-lite", "cpu")
 
 
-@pytest.fixture(scope="module")
-def image():
-    return np.random.default_rng(4).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+#: The test image: ``(64, 96, 3)`` uint8 noise.
+IMAGE = noise_rgb((64, 96), seed=4)
 
 
-@pytest.fixture
-def spaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    (tmp_path / "spaces.py").write_text(SPACES_SOURCE, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "spaces", raising=False)
-    module = zerogpu.spaces_module()
-    yield module
-    sys.modules.pop("spaces", None)
+def tensors(value) -> list:
+    """Returns every tensor inside ``value`` (dicts, lists, tuples and dataclass-free values)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in tensors(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors(v)]
+    return []
 
 
 def test_the_duration_follows_the_flops_within_bounds():
@@ -68,46 +49,47 @@ def test_the_duration_follows_the_flops_within_bounds():
         zerogpu.gpu_seconds(float("nan"))
 
 
-def test_without_spaces_the_handler_calls_infer_directly(model, image):
-    if importlib.util.find_spec("spaces") is not None:
-        pytest.skip("the spaces package is installed here")
-    assert zerogpu.spaces_module() is None and zerogpu.RUNNER is None
-    assert zerogpu.gpu_runner(None) is None
+def test_outside_a_zerogpu_space_the_decorated_function_works_and_the_app_runs_directly(
+    model,
+):
+    assert zerogpu.spaces_module() is spaces
+    decorated = spaces.GPU(duration=zerogpu._duration)(zerogpu._infer_arrays)
+    options = InferOptions(precision="fp32")
+    data = decorated(IMAGE, (0.5, 1.0), model, "hierarchical", options)  # still a function
+    assert tensors(data) == [] and isinstance(data["logits"], np.ndarray)
+    assert zerogpu.gpu_runner(spaces) is None and zerogpu.RUNNER is None  # so: direct
+    reported: list[tuple[float, int, int, bool]] = []
     result = zerogpu.infer(
-        image, (0.5, 1.0), model=model, method="hierarchical", precision="fp32", gate=0.0,
-        limits=InputLimits(), spaces=True,
-    )  # fmt: skip
-    direct = hmsa_core.infer(image, (0.5, 1.0), model=model, precision="fp32", cache=None)
+        IMAGE,
+        (0.5, 1.0),
+        model=model,
+        method="hierarchical",
+        options=options,
+        progress=lambda *a: reported.append(a),
+    )
+    direct = hmsa_core.infer(IMAGE, (0.5, 1.0), model=model, precision="fp32", cache=None)
     assert torch.equal(result.logits, direct.logits)
+    assert torch.equal(torch.from_numpy(data["logits"]), direct.logits)
+    assert [(s, i, n) for s, i, n, _ in reported] == [(0.5, 0, 2), (1.0, 1, 2)]
 
 
-def test_with_spaces_the_model_runs_under_gpu_and_only_arrays_leave(model, image, spaces):
-    assert spaces is not None
-    runner = zerogpu.gpu_runner(spaces)
-    assert getattr(runner, "zerogpu", False)  # decorated by spaces.GPU
-    result = zerogpu.infer(
-        image, (0.5, 1.0, 2.0), model=model, method="hierarchical", precision="fp32",
-        gate=0.0, limits=InputLimits(), spaces=spaces,
-    )  # fmt: skip
-    ((asked, returned),) = spaces.calls
-    gflops = hmsa_core.estimate_cascade(model, image.shape[:2], (0.5, 1.0, 2.0)).gflops
-    assert asked == zerogpu.gpu_seconds(gflops)
-
-    def tensors(value) -> list:
-        if isinstance(value, torch.Tensor):
-            return [value]
-        if isinstance(value, dict):
-            return [t for v in value.values() for t in tensors(v)]
-        if isinstance(value, (list, tuple)):
-            return [t for v in value for t in tensors(v)]
-        return []
-
-    assert tensors(returned) == []
-    assert isinstance(returned["logits"], np.ndarray)
-    direct = hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, precision="fp32", cache=None)
-    assert torch.equal(result.logits, direct.logits)
-    assert torch.equal(result.pred, direct.pred)
+def test_the_arrays_round_trip_keeps_every_pass_with_flip(model):
+    options = InferOptions(precision="fp32", flip=True)
+    data = zerogpu._infer_arrays(IMAGE, (0.5, 1.0, 2.0), model, "hierarchical", options)
+    assert tensors(data) == []
+    size = IMAGE.shape[:2]
+    planned = hmsa_core.plan_cascade(model, size, (0.5, 1.0, 2.0), options).flops / 1e9
+    assert zerogpu._duration(IMAGE, (0.5, 1.0, 2.0), model, "hierarchical", options) == (
+        zerogpu.gpu_seconds(planned)
+    )
+    result = zerogpu.result_from_arrays(data)
+    direct = hmsa_core.infer(IMAGE, (0.5, 1.0, 2.0), model=model, options=options, cache=None)
+    assert result.flip and result.has_flips
+    assert torch.equal(result.logits, direct.logits) and torch.equal(result.pred, direct.pred)
     for s in direct.scales:
-        assert torch.equal(result.per_scale[s].output.logits, direct.per_scale[s].output.logits)
+        assert torch.equal(result.per_scale[s].logits, direct.per_scale[s].logits)
+        assert torch.equal(result.per_scale[s].flipped_logits, direct.per_scale[s].flipped_logits)
         assert torch.equal(result.weights[s], direct.weights[s])
-    assert result.cost.per_scale[0].flops == direct.cost.per_scale[0].flops
+    assert [c.flipped for c in result.cost.per_scale] == [False, True] * 3
+    unflipped = result.remerge(flip=False)  # the held flips are optional, as after infer
+    assert torch.equal(unflipped.logits, direct.remerge(flip=False).logits)

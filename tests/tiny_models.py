@@ -1,8 +1,10 @@
-"""Small models of the official architecture for tests: the same code as
-``hrnet48_ocr_mscale`` (HRNet trunk, OCR head with aux logits, scale attention), tiny widths."""
+"""Small models for tests: :func:`tiny_official` has the same code as ``hrnet48_ocr_mscale``
+(HRNet trunk, OCR head with aux logits, scale attention) at tiny widths; :func:`seeded_lite` is
+the untrained ``lite`` model behind the shared ``model`` fixture (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from hmsa_core.models import build
@@ -19,6 +21,16 @@ TINY_TRUNK = {
 }
 
 
+#: Widths of a small ``lite`` model for training tests (a few seconds per step on CPU).
+SMALL_LITE = {
+    "stem_channels": 8,
+    "fine_channels": 8,
+    "coarse_channels": 16,
+    "head_channels": 16,
+    "attn_channels": 4,
+}
+
+
 def tiny_official(classes: int = 5, seed: int = 0) -> MultiScaleSegmenter:
     """Returns an eval-mode tiny ``hrnet48_ocr_mscale`` with ``classes`` classes, its weights
     drawn with ``seed`` (BatchNorms fresh: identity statistics)."""
@@ -27,3 +39,15 @@ def tiny_official(classes: int = 5, seed: int = 0) -> MultiScaleSegmenter:
         ARCH, classes, trunk=TINY_TRUNK, mid_channels=16, key_channels=8, attn_bottleneck=8
     )
     return model.eval()
+
+
+def seeded_lite(classes: int = 19, seed: int = 0) -> MultiScaleSegmenter:
+    """Returns an eval-mode untrained ``lite`` model with ``classes`` classes, built right after
+    ``torch.manual_seed(seed)`` (so the global RNG continues from there, as the tests expect)."""
+    torch.manual_seed(seed)
+    return build("lite", classes).eval()
+
+
+def noise_rgb(size: tuple[int, int], seed: int) -> np.ndarray:
+    """Returns an ``(H, W, 3)`` uint8 image of uniform noise drawn with ``seed``."""
+    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)

@@ -9,8 +9,11 @@ import sys
 BENCHMARKS: dict[str, str] = {
     "gpu": "gpu",
     "merge": "merge",
-    "official": "official",
+    "official": "official_compare",
+    "official-scales": "official_scales",
     "speed": "speed",
+    "video": "video",
+    "where": "where",
 }
 
 

@@ -16,14 +16,17 @@ with the float32 row and with the eager ``auto`` row. Rows, in order:
 - ``auto, tiled``: the same in tiles of the CPU's default budget (``HMSA_MAX_TILE_PIXELS``;
   GPU passes run whole by default, ``HMSA_CUDA_MAX_TILE_PIXELS``);
 - CUDA graphs for the small scales, for every scale, and graphs with the passes on streams;
-- ``gate`` rows (attention gating, eager and with graphs);
+- ``gate`` rows (attention gating, eager and with graphs), for each ``--gates`` threshold and
+  each ``--gate-by`` criterion (DESIGN 1.8: ``bound``, ``attention``, ``confidence``);
 - ``torch.compile`` (``reduce-overhead``) for the small scales, then for every scale, last, as
   they compile longest.
 
 Rows run with the default settings (on CUDA: whole passes) unless named tiled. Recipe weights
 (``--checkpoint recipe``, the golden fixtures' deterministic weights) make gating meaningful;
 random weights (the default) time the same. One failing row prints its error and the others go
-on.
+on. The first line is the command; the last says which path ``auto`` on CUDA would take by the
+rule of :func:`decide_auto` (the fastest row that gives eager ``auto``'s argmax exactly and
+needs no long first call); ``infer`` does not pick it by itself.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -42,6 +45,7 @@ from analysis.bench.official import load_bench_model, parse_size
 from hmsa_core.cascade import parse_scales
 from hmsa_core.fastpath import FastPathOptions, run_on_streams
 from hmsa_core.folding import inference_copy
+from hmsa_core.gating import GATE_CRITERIA
 from hmsa_core.limits import DEFAULT_LIMITS, InputLimits
 from hmsa_core.merge import merge
 from hmsa_core.models.base import MultiScaleSegmenter
@@ -126,8 +130,8 @@ def _rows(
 ) -> list[Row]:
     """Returns the benchmark's rows in the order they run (see the module docstring)."""
     size = (int(image.shape[-2]), int(image.shape[-1]))
-    tiled = DEFAULT_LIMITS.with_overrides(
-        max_tile_pixels=args.tile_pixels, cuda_max_tile_pixels=args.tile_pixels
+    tiled = replace(
+        DEFAULT_LIMITS, max_tile_pixels=args.tile_pixels, cuda_max_tile_pixels=args.tile_pixels
     )
 
     def cascade(
@@ -135,6 +139,7 @@ def _rows(
         fast: FastPathOptions | None = None,
         gate: float = 0.0,
         limits: InputLimits = DEFAULT_LIMITS,
+        gate_by: str = "bound",
     ) -> Callable[[], Outcome]:
         def run() -> Outcome:
             result = hmsa_core.infer(
@@ -145,6 +150,7 @@ def _rows(
                 precision=precision,
                 fast_path=fast,
                 gate=gate,
+                gate_by=gate_by,
                 limits=limits,
                 return_attn=False,
             )
@@ -177,16 +183,62 @@ def _rows(
         rows.append(Row("fast: CUDA graphs, small scales", cascade(fast=small)))
         rows.append(Row("fast: CUDA graphs, every scale", cascade(fast=every)))
         rows.append(Row("fast: graphs + streams", streams))
-    for gate in args.gates:
-        rows.append(Row(f"auto + gate {gate:g}, eager", cascade(gate=gate)))
-        if on_cuda:
-            rows.append(Row(f"graphs every scale + gate {gate:g}", cascade(fast=every, gate=gate)))
+    for by in args.gate_by:
+        label = "" if by == "bound" else f" by {by}"
+        for gate in args.gates:
+            rows.append(Row(f"auto + gate {gate:g}{label}, eager", cascade(gate=gate, gate_by=by)))
+            if on_cuda:
+                graphed = cascade(fast=every, gate=gate, gate_by=by)
+                rows.append(Row(f"graphs every scale + gate {gate:g}{label}", graphed))
     if on_cuda and not args.no_compile:
         compiled = FastPathOptions("compile", args.small_pixels)
         rows.append(Row("fast: torch.compile, small scales", cascade(fast=compiled)))
         compiled_all = FastPathOptions("compile", 1 << 40)
         rows.append(Row("fast: torch.compile, every scale", cascade(fast=compiled_all)))
     return rows
+
+
+#: A path whose first call (capture, compilation) takes longer than this is not a default.
+LONG_FIRST_CALL_S = 10.0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One measured row, as :func:`decide_auto` reads it.
+
+    Attributes:
+        name: the row's name.
+        median_s: median seconds of the whole ``infer`` call.
+        first_s: seconds of its first call.
+        exact: True when its argmax equals eager ``auto``'s at every pixel.
+    """
+
+    name: str
+    median_s: float
+    first_s: float
+    exact: bool
+
+
+def decide_auto(rows: list[Measured], first_call_limit: float = LONG_FIRST_CALL_S) -> str:
+    """Returns the line saying which path ``auto`` on CUDA should take: the fastest row that
+    gives eager ``auto``'s argmax exactly (gated rows change the result, so they never
+    qualify) and whose first call takes at most ``first_call_limit`` seconds (no long
+    compilation); eager when none beats it or nothing qualifies."""
+    eager = next((r for r in rows if r.name.startswith("auto:")), None)
+    if eager is None:
+        return "auto on CUDA: no eager 'auto' row measured, nothing to decide"
+    fit = [r for r in rows if r.exact and r.first_s <= first_call_limit]
+    best = min(fit, key=lambda r: r.median_s, default=eager)
+    if best is eager or best.median_s >= eager.median_s:
+        return (
+            f"auto on CUDA: keep eager ({eager.median_s:.4f} s); no exact path with a "
+            f"first call under {first_call_limit:g} s is faster"
+        )
+    share = 100 * best.median_s / eager.median_s
+    return (
+        f"auto on CUDA: {best.name} ({best.median_s:.4f} s, {share:.0f}% of eager "
+        f"{eager.median_s:.4f} s; same argmax as eager; first call {best.first_s:.2f} s)"
+    )
 
 
 def _agreement(pred: torch.Tensor, reference: torch.Tensor | None) -> str:
@@ -220,6 +272,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--gates", type=float, nargs="*", default=[0.02], help="gate rows (default 0.02)"
     )
+    parser.add_argument(
+        "--gate-by",
+        nargs="*",
+        default=["bound"],
+        choices=GATE_CRITERIA,
+        help="gate criteria of the gate rows (default bound)",
+    )
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     parser.add_argument("--no-fp32", action="store_true", help="skip the float32 row")
     parser.add_argument(
@@ -247,6 +306,7 @@ def main(argv: list[str]) -> int:
     copy = inference_copy(model, torch.bfloat16)
     folded = "refused" if copy is None else f"{copy.folded} BatchNorms folded"
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print("command: python -m analysis.bench gpu " + " ".join(argv), flush=True)
     print(
         f"{name} · torch {torch.__version__} · {args.size} · "
         f"({args.scales}) · weights {args.checkpoint or 'random'} · bf16 copy: {folded} · "
@@ -259,6 +319,7 @@ def main(argv: list[str]) -> int:
         flush=True,
     )
     fp32_pred = auto_pred = None
+    measured: list[Measured] = []
     for row in _rows(model, image, scales, args):
         try:
             r = measure(row, args.repeats, device)
@@ -269,6 +330,8 @@ def main(argv: list[str]) -> int:
             fp32_pred = r.pred
         if row.name.startswith("auto:"):
             auto_pred = r.pred
+        exact = auto_pred is not None and bool(torch.equal(r.pred, auto_pred))
+        measured.append(Measured(row.name, r.median_s, r.first_s, exact))
         per_scale = " ".join(f"{s:g}: {t:.4f}" for s, t in sorted(r.per_scale_s.items()))
         print(
             f"| {row.name} | {r.median_s:.4f} | {r.first_s:.2f} | {per_scale} | {r.tflops:.2f} "
@@ -279,6 +342,7 @@ def main(argv: list[str]) -> int:
         if args.profile and row.name.startswith("auto:"):  # before the long compile rows
             print(profile_table(row, device), flush=True)
             print(python_profile(row, device), flush=True)
+    print(decide_auto(measured), flush=True)
     return 0
 
 

@@ -14,7 +14,6 @@ Every timing is the median of ``--repeats`` runs after a warm-up.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 import hmsa_core
+from analysis.cli_args import bench_parser
 from hmsa_core.cache import tensor_digest
 from hmsa_core.inference import _assemble, prepare_input, run_scales
 
@@ -84,12 +84,7 @@ def _verdict(ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark and prints its table; returns 0."""
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis.bench merge",
-        description=__doc__,
-        epilog="example:\n  python -m analysis.bench merge --height 512 --width 1024 --repeats 5",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("merge", __doc__, "--height 512 --width 1024 --repeats 5")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)

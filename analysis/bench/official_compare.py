@@ -15,7 +15,6 @@ image 0 resized to ``--size``, a file, or the golden tests' input."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -220,17 +219,21 @@ def format_table(rows: list[Measurement]) -> str:
     """Returns the markdown table of the measurements. Agreement and the merged logits'
     difference (largest and mean absolute, over ``(C, H, W)``) are against the first row; the
     gating column shows, for a gated row, what gating the reference's outputs with exact tiles
-    moves and the stated bound (see :func:`exact_tile_gating`); the last column is
+    moves and the stated bound (see :func:`exact_tile_gating`); ``first call s`` is the first
+    ``infer`` on the image size (its pass plan and FLOP estimate included: one traced formula
+    per model, made during the warm-up), ``first / again`` its ratio to the best repeated
+    call (``--repeats``); the last column is
     the largest top-2 logit margin of the first row at a pixel where the two disagree (small:
     they differ only where the reference itself nearly ties)."""
     reference = np.load(rows[0].pred_path)
     margin = np.load(rows[0].pred_path.replace(".npy", "_margin.npy"))
     reference_logits = np.load(rows[0].pred_path.replace(".npy", "_logits.npy"))
     lines = [
-        "| configuration | ran | infer s | again s | passes s | GFLOP/s | GFLOPs spent "
+        "| configuration | ran | first call s | again s | first / again | passes s | GFLOP/s "
+        "| GFLOPs spent "
         "| GFLOPs saved | computed per scale | peak RSS (MiB) | argmax agreement "
         "| max / mean abs logit diff | exact-tile gating: moved / bound | max ref. margin at a disagreement |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         differ = np.load(row.pred_path) != reference
@@ -239,11 +242,12 @@ def format_table(rows: list[Measurement]) -> str:
         worst = f"{float(margin[differ].max()):.3f}" if differ.any() else "-"
         fractions = ", ".join(f"{s}: {f:.2f}" for s, f in row.fractions.items())
         again = "-" if np.isnan(row.again_seconds) else f"{row.again_seconds:.2f}"
+        ratio = "-" if np.isnan(row.again_seconds) else f"{row.seconds / row.again_seconds:.2f}"
         exact = rows[0].exact_gating.get(f"{row.gate:g}") if row.gate > 0 else None
         bound = "-" if exact is None else f"{exact[0]:.3f} / {exact[1]:.3f}"
         rate = row.gflops / row.pass_seconds if row.pass_seconds > 0 else float("nan")
         lines.append(
-            f"| {row.name} | {row.precision} | {row.seconds:.2f} | {again} | "
+            f"| {row.name} | {row.precision} | {row.seconds:.2f} | {again} | {ratio} | "
             f"{row.pass_seconds:.2f} | {rate:.0f} | {row.gflops:.0f} | {row.gflops_saved:.0f} | "
             f"{fractions} | {row.peak_rss_mib:.0f} | {100 * agree:.2f}% | "
             f"{float(delta.max()):.3f} / {float(delta.mean()):.4f} | {bound} | {worst} |"
@@ -260,17 +264,11 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
         print(json.dumps(run_one(json.loads(argv[1]))))
         return 0
-    from analysis.bench.official import parse_size
+    from analysis.bench.official import bench_parser, parse_size
     from analysis.cli_args import add_scales_argument
     from hmsa_core.limits import DEFAULT_LIMITS
 
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis.bench official",
-        description=__doc__,
-        epilog="example:\n  python -m analysis.bench official --size 512x1024 --scales 0.5,1,2",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--size", default="512x1024", help="1.0 input size HxW")
+    parser = bench_parser("official", __doc__, "--size 512x1024 --scales 0.5,1,2", "512x1024")
     add_scales_argument(parser)
     parser.add_argument(
         "--checkpoint",

@@ -9,7 +9,6 @@ the merge and of the whole call.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
@@ -17,6 +16,7 @@ import torch
 
 import hmsa_core
 from analysis.bench.merge import bench_image
+from analysis.cli_args import bench_parser
 from hmsa_core.api import DEFAULT_MODEL, bundled_model_path
 from hmsa_core.models.base import MultiScaleSegmenter
 
@@ -40,12 +40,7 @@ def bench_model() -> tuple[MultiScaleSegmenter, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark and prints its table; returns 0."""
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis.bench speed",
-        description=__doc__,
-        epilog="example:\n  python -m analysis.bench speed --height 512 --width 1024",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("speed", __doc__, "--height 512 --width 1024")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs after one warm-up")
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)

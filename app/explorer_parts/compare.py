@@ -167,7 +167,7 @@ def _draw_side(side: Side) -> None:
     st.markdown(f"**{side.name}** · {result.method} ({common.format_cascade(result.scales)})")
     st.image(result.labels.colorize(result.pred), caption="prediction", width="stretch")
     cols = st.columns(2)
-    cols[0].metric("GFLOPs", f"{result.cost.gflops:.2f}")
+    cols[0].metric("Compute", common.format_flops(result.cost.gflops))
     if side.scores is not None:
         cols[1].metric("mIoU", f"{100 * side.scores.miou:.2f}%")
     st.caption(_cost_line(side))

@@ -1,4 +1,4 @@
-"""Shareable explorer views: the URL query (``?model=...&image=...&cascade=...``) as data.
+"""Shareable explorer views: the URL query (``?model=...&image=...&cascade=...&flip=1``) as data.
 
 Pure functions, no Streamlit: :func:`parse_view` turns query parameters into a
 :class:`SharedView` plus a notice for every value it had to drop (unknown model or sample,
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hmsa_core.cascade import parse_scales, validate_scales
@@ -24,8 +24,18 @@ PARAM_IMAGE = "image"
 PARAM_CASCADE = "cascade"
 PARAM_METHOD = "method"
 PARAM_TAB = "tab"
+PARAM_FLIP = "flip"
 #: The query parameters a view is made of, in URL order.
-PARAMS: tuple[str, ...] = (PARAM_MODEL, PARAM_IMAGE, PARAM_CASCADE, PARAM_METHOD, PARAM_TAB)
+PARAMS: tuple[str, ...] = (
+    PARAM_MODEL,
+    PARAM_IMAGE,
+    PARAM_CASCADE,
+    PARAM_METHOD,
+    PARAM_FLIP,
+    PARAM_TAB,
+)
+#: Query values of the flip switch: on and off.
+FLIP_ON, FLIP_OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 #: Longest query value considered; longer ones are dropped with a notice.
 MAX_VALUE_CHARS = 200
 
@@ -36,6 +46,7 @@ KEY_SAMPLE = "sample_name"
 KEY_PILLS = "scale_pills"
 KEY_EXTRA = "extra_scales"
 KEY_METHOD = "method"
+KEY_FLIP = "flip"
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class SharedView:
         method: a merge method (``hierarchical``, ``mean``, ``max``, ``explicit``,
             ``single:<s>``).
         tab: a result tab's label.
+        flip: whether the passes also run on the mirrored image (flip testing).
     """
 
     model: str | None = None
@@ -56,6 +68,7 @@ class SharedView:
     cascade: tuple[float, ...] | None = None
     method: str | None = None
     tab: str | None = None
+    flip: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +172,16 @@ def parse_view(params: Mapping[str, object], known: KnownNames) -> tuple[SharedV
             notices.append(
                 f"Unknown merge method {_shown(raw[PARAM_METHOD])} in the link; using the default."
             )
-    return SharedView(model, image, cascade, method, tab), notices
+    flip = None
+    if raw.get(PARAM_FLIP) is not None:
+        value = str(raw[PARAM_FLIP]).strip().lower()
+        if value in FLIP_ON + FLIP_OFF:
+            flip = value in FLIP_ON
+        else:
+            notices.append(
+                f"Flip {_shown(raw[PARAM_FLIP])} in the link is neither 1 nor 0; flip is left off."
+            )
+    return SharedView(model, image, cascade, method, tab, flip), notices
 
 
 def check_method(view: SharedView, options: Iterable[str]) -> tuple[SharedView, str | None]:
@@ -172,7 +194,7 @@ def check_method(view: SharedView, options: Iterable[str]) -> tuple[SharedView, 
         f"The link's merge method {_shown(view.method)} is not available for this model and "
         f"cascade ({', '.join(options)}); using the default."
     )
-    return SharedView(view.model, view.image, view.cascade, None, view.tab), notice
+    return replace(view, method=None), notice
 
 
 def format_cascade_value(scales: Iterable[float]) -> str:
@@ -187,6 +209,7 @@ def to_params(view: SharedView) -> dict[str, str]:
         PARAM_IMAGE: view.image,
         PARAM_CASCADE: None if view.cascade is None else format_cascade_value(view.cascade),
         PARAM_METHOD: view.method,
+        PARAM_FLIP: "1" if view.flip else None,
         PARAM_TAB: view.tab,
     }
     return {k: v for k, v in values.items() if v}
@@ -216,6 +239,8 @@ def widget_values(
         values[KEY_PILLS], values[KEY_EXTRA] = split_cascade(view.cascade, toggles)
     if view.method is not None:
         values[KEY_METHOD] = view.method
+    if view.flip is not None:
+        values[KEY_FLIP] = view.flip
     if view.tab is not None:
         values[tab_key] = view.tab
     return values

@@ -29,6 +29,10 @@ WRITTEN = "hmsa_query_written"
 NOTICES = "hmsa_link_notices"
 #: Image-source option of an image opened from the dataset page.
 SOURCE_DATASET = "Dataset image"
+#: Image-source option of a bundled sample (the only source a link can name).
+SOURCE_SAMPLE = "Bundled sample"
+#: Image-source option of an uploaded file.
+SOURCE_UPLOAD = "Upload"
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,16 @@ class OpenedImage:
         name: its sample name (e.g. ``"synthscapes/val/3"``).
         rgb: ``(H, W, 3)`` uint8 RGB.
         mask: ``(H, W)`` int64 class ids, or ``None``.
+        instances: ``(H, W)`` int32 instance ids (0 = none) where the data has them, else
+            ``None`` (the "Where scales win" tab's objects).
+        distances: instance id -> camera distance in metres (SynthScapes), else ``None``.
     """
 
     name: str
     rgb: np.ndarray
     mask: np.ndarray | None
+    instances: np.ndarray | None = None
+    distances: dict[int, float] | None = None
 
 
 def _params_now() -> dict[str, Any]:
@@ -97,8 +106,6 @@ def _checked_method(view: query.SharedView, notices: list[str]) -> query.SharedV
 
 
 def _apply(view: query.SharedView, session: MutableMapping[str, Any], tab_key: str) -> None:
-    from app.explorer_parts.sidebar import SOURCE_SAMPLE
-
     toggles = list(common.SCALE_CHOICES)
     for key, value in query.widget_values(view, toggles, SOURCE_SAMPLE, tab_key).items():
         session[key] = value
@@ -115,7 +122,13 @@ def _open_request(session: MutableMapping[str, Any], notices: list[str]) -> quer
     except (ValueError, IndexError, OSError) as exc:
         notices.append(f"The dataset image could not be opened: {exc}")
         return query.SharedView()
-    session[OPENED_IMAGE] = OpenedImage(sample.name, sample.image, sample.mask)
+    session[OPENED_IMAGE] = OpenedImage(
+        sample.name,
+        sample.image,
+        sample.mask,
+        sample.instances,
+        sample.object_distance,
+    )
     session[query.KEY_SOURCE] = SOURCE_DATASET
     return query.SharedView(request.model, None, request.cascade, request.method, "Overlay")
 
@@ -151,8 +164,6 @@ def notices(session: MutableMapping[str, Any]) -> list[str]:
 def current_view(session: MutableMapping[str, Any], choices: Any, tab_key: str) -> query.SharedView:
     """Returns the :class:`~query.SharedView` the page shows now (the image only when it is a
     bundled sample: uploads and dataset images cannot travel in a link)."""
-    from app.explorer_parts.sidebar import SOURCE_SAMPLE
-
     sample = None
     if session.get(query.KEY_SOURCE, SOURCE_SAMPLE) == SOURCE_SAMPLE:
         sample = session.get(query.KEY_SAMPLE)
@@ -162,6 +173,7 @@ def current_view(session: MutableMapping[str, Any], choices: Any, tab_key: str) 
         cascade=choices.scales or None,
         method=choices.method if choices.model is not None else None,
         tab=session.get(tab_key),
+        flip=bool(choices.flip),
     )
 
 

@@ -15,11 +15,12 @@ import streamlit as st
 from app import common
 from app.explorer_parts import sharing
 from hmsa_core.discovery import ModelEntry
+from hmsa_core.gating import GATE_CRITERIA
 from hmsa_core.limits import limits_from_env
 from hmsa_core.models import MultiScaleSegmenter
 
-SOURCE_SAMPLE = "Bundled sample"
-SOURCE_UPLOAD = "Upload"
+SOURCE_SAMPLE = sharing.SOURCE_SAMPLE
+SOURCE_UPLOAD = sharing.SOURCE_UPLOAD
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Choices:
         errors: user-facing messages of everything that was wrong.
         precision: ``"auto"`` (bf16 where the hardware has it) or ``"fp32"`` (exact).
         gate: attention-gating threshold (0: every pass runs whole).
+        gate_by: the gate criterion (DESIGN 1.8): ``"bound"``, ``"attention"``, ``"confidence"``.
+        flip: also run every scale on the mirrored image and average (flip testing).
     """
 
     entry: ModelEntry | None = None
@@ -53,6 +56,8 @@ class Choices:
     errors: list[str] = field(default_factory=list)
     precision: str = "auto"
     gate: float = 0.0
+    gate_by: str = "bound"
+    flip: bool = False
 
     @property
     def ready(self) -> bool:
@@ -92,6 +97,14 @@ def _download_progress(name: str) -> tuple[object, common.ProgressCallback]:
     return bar, update
 
 
+def _now_downloaded(name: str) -> bool:
+    """Returns True when the model list now shows the pretrained entry ``name`` as downloaded."""
+    try:
+        return common.find_model(name).downloaded
+    except ValueError:
+        return False
+
+
 def _model_section(choices: Choices) -> None:
     st.subheader("Model")
     entries = common.list_models()
@@ -119,12 +132,23 @@ def _model_section(choices: Choices) -> None:
         except ValueError as exc:
             choices.errors.append(str(exc))
         bar.empty()  # type: ignore[attr-defined]
+        if choices.model is not None and _now_downloaded(entry.name):
+            # The menu label, the caption and the Cancel button above still describe the
+            # download: draw the page again from the refreshed entry (the model is cached).
+            st.rerun()
         return
     try:
         with st.spinner(f"Loading {entry.name}..."):
             choices.model = common.get_model(entry)
     except ValueError as exc:
         choices.errors.append(str(exc))
+
+
+def _uploader(label: str, types: tuple[str, ...], key: str) -> tuple[bytes, str] | None:
+    """Draws a file uploader of ``types`` within the upload limit; returns the file's
+    ``(bytes, name)``, or ``None`` without a file."""
+    upload = st.file_uploader(label, type=list(types), key=key, max_upload_size=_upload_mb())
+    return None if upload is None else (upload.getvalue(), upload.name)
 
 
 def _upload_mb() -> int:
@@ -164,22 +188,12 @@ def _image_section(choices: Choices) -> tuple[object | None, tuple[int, int] | N
         ):
             mask_source = opened.mask
     else:
-        upload = st.file_uploader(
-            "Image (PNG, JPEG, WebP, TIFF)",
-            type=list(common.IMAGE_TYPES),
-            key="image_upload",
-            max_upload_size=_upload_mb(),
-        )
+        upload = _uploader("Image (PNG, JPEG, WebP, TIFF)", common.IMAGE_TYPES, "image_upload")
         if upload is not None:
-            image_source, choices.image_name = upload.getvalue(), upload.name
-    mask_upload = st.file_uploader(
-        "Label mask (optional, class ids)",
-        type=list(common.MASK_TYPES),
-        key="mask_upload",
-        max_upload_size=_upload_mb(),
-    )
+            image_source, choices.image_name = upload
+    mask_upload = _uploader("Label mask (optional, class ids)", common.MASK_TYPES, "mask_upload")
     if mask_upload is not None:
-        mask_source = mask_upload.getvalue()
+        mask_source = mask_upload[0]
     max_side = st.number_input(
         "Maximum input side (px)",
         min_value=16,
@@ -262,7 +276,7 @@ MAX_GATE = 0.5
 
 
 def _speed_section(choices: Choices) -> None:
-    """Precision and attention gating: how the passes run, not what the model is."""
+    """Precision, attention gating and flip testing: how the passes run, not what the model is."""
     st.subheader("Speed")
     choices.precision = st.radio(
         "Precision",
@@ -283,6 +297,24 @@ def _speed_section(choices: Choices) -> None:
             help="skip the tiles of a scale where the lower scales leave it a weight of at most "
             "this (hierarchical merge only); 0: every pass runs whole",
         )
+    )
+    choices.gate_by = st.radio(
+        "Gate criterion",
+        GATE_CRITERIA,
+        horizontal=True,
+        key="gate_by",
+        disabled=choices.gate <= 0,
+        help="bound: exact up to a proven bound (skips only where attention saturates); "
+        "attention: skip where the lower scales leave at most the gate on all but 5% of a "
+        "tile; confidence: skip where the lower scales' merge is at least 1 - gate sure on "
+        "all but 5% of a tile (both approximate)",
+    )
+    choices.flip = st.toggle(
+        "Flip",
+        value=False,
+        key="flip",
+        help="also run every scale on the mirrored image and average the two merges, as "
+        "NVIDIA's and PaddleSeg's flip testing do: twice the passes",
     )
 
 

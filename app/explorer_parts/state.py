@@ -53,6 +53,9 @@ class RunRequest:
         method: the merge method shown.
         precision: the precision asked for (``"auto"`` or ``"fp32"``).
         gate: the attention-gating threshold (0: ungated).
+        gate_by: the gate criterion of a gated request (DESIGN 1.8).
+        flip: whether the passes also run on the mirrored image (the shown merge is then the
+            mean of the plain and the mirrored merges).
     """
 
     model_key: str
@@ -61,6 +64,8 @@ class RunRequest:
     method: str
     precision: str = "auto"
     gate: float = 0.0
+    flip: bool = False
+    gate_by: str = "bound"
 
 
 @dataclass(frozen=True)
@@ -174,8 +179,8 @@ def run(
         base = held[1]  # scales a model comparison computed for this model and image
     if base is not None and not _ran_in(base, request.precision, model):
         base = None  # stored passes of another precision are never shown for this one
-    if base is not None and set(request.scales) <= set(base.per_scale):
-        merged = base.remerge(request.method, request.scales, model=model)
+    if base is not None and set(request.scales) <= _held(base, request.flip):
+        merged = base.remerge(request.method, request.scales, model=model, flip=request.flip)
         return _store(state, request, replace(merged, cost=_all_cached(merged.cost)), "remerge")
 
     def counting(scale: float, index: int, total: int, cached: bool) -> None:
@@ -198,11 +203,18 @@ def run(
         progress=counting,
         limits=limits,
         precision=request.precision,
+        flip=request.flip,
     )
     state[BASE] = fresh
     state[BASE_ID] = ident
-    chosen = fresh.remerge(request.method, request.scales, model=model)
+    chosen = fresh.remerge(request.method, request.scales, model=model, flip=request.flip)
     return _store(state, request, chosen, "infer")
+
+
+def _held(result: InferenceResult, flip: bool) -> set[float]:
+    """Returns the scales of ``result`` that can be merged as asked: every stored scale, or
+    with ``flip`` those that also hold their mirrored pass."""
+    return {s for s, r in result.per_scale.items() if not flip or r.flipped_pass is not None}
 
 
 def _ran_in(result: InferenceResult, precision: str, model: MultiScaleSegmenter) -> bool:
@@ -215,12 +227,15 @@ def _ran_in(result: InferenceResult, precision: str, model: MultiScaleSegmenter)
 def computed_scales_in(
     state: MutableMapping[str, Any], request: RunRequest, model: MultiScaleSegmenter
 ) -> set[float]:
-    """Returns the scales stored for the request's model and image in its precision (none for
-    a gated request, which always runs its cascade)."""
+    """Returns the scales stored for the request's model and image in its precision, with
+    their mirrored pass for a flip request (none for a gated request, which always runs its
+    cascade)."""
     base: InferenceResult | None = state.get(BASE)
     if request.gate > 0 or base is None or not _ran_in(base, request.precision, model):
         return set()
-    return computed_scales(state, request.model_key, request.image_key)
+    if state.get(BASE_ID) != (request.model_key, request.image_key):
+        return set()
+    return _held(base, request.flip)
 
 
 def _run_gated(
@@ -247,6 +262,8 @@ def _run_gated(
         method=request.method,
         precision=request.precision,
         gate=request.gate,
+        gate_by=request.gate_by,
+        flip=request.flip,
         progress=counting,
         limits=limits or limits_from_env(),
     )

@@ -30,6 +30,7 @@ TAB_NAMES: tuple[str, ...] = (
     "IoU",
     "Cost",
     "Scale preference",
+    "Where scales win",
     "Pareto",
     "Attribution",
     "Downloads",
@@ -234,6 +235,7 @@ def cost_view(ctx: ViewContext) -> None:
         f"{cost.gflops:.2f} GFLOPs in all; {cached} of {len(cost.per_scale)} scale(s) served "
         f"from the cache; {cost.seconds:.3f} s of forward passes spent now; ran in "
         f"{'/'.join(cost.precisions)}; {cost.gflops_saved:.2f} GFLOPs saved by gating."
+        + (f" {ctx.result.gate_note}." if ctx.result.gate_note else "")
     )
     rows = pd.DataFrame(cost_rows(cost, total=True))
     rows["scale"] = rows["scale"].map(lambda s: s if isinstance(s, str) else f"{s:g}")
@@ -389,6 +391,7 @@ def downloads_view(ctx: ViewContext) -> None:
     """The predicted mask, all arrays, the metrics and a self-contained HTML report."""
     from analysis.exports import arrays_npz_bytes, mask_png_bytes, metrics_json
     from analysis.report import report_html_bytes
+    from app.explorer_parts.where_view import dataset_objects, stored_where, where_methods
 
     result = ctx.result
     comparison = comparison_of(ctx)
@@ -420,9 +423,23 @@ def downloads_view(ctx: ViewContext) -> None:
     )
     sweep = stored_sweep(ctx)  # included when the Pareto tab made one
     pref = preference_of(ctx) if result.weights else None
+    gt, model = ctx.gt, ctx.model
+    made = stored_where(ctx)  # the "Where scales win" tab's report, when it made one
+    where_for = where_methods(ctx)
+    instances, distances = dataset_objects(ctx)
 
     def html() -> bytes:  # made on click, in a thread of its own: touches no session state
-        return report_html_bytes(result, comparison=comparison, sweep=sweep, preference=pref)
+        from analysis.where_scales import analyse_where
+
+        where = made
+        if where is None and gt is not None:
+            where = analyse_where(
+                result, gt, instances=instances, distances=distances, methods=where_for,
+                model=model,
+            )  # fmt: skip
+        return report_html_bytes(
+            result, comparison=comparison, sweep=sweep, preference=pref, where=where
+        )
 
     cols[3].download_button(
         "Report (HTML)",
@@ -432,6 +449,14 @@ def downloads_view(ctx: ViewContext) -> None:
         key="dl_report",
         on_click="ignore",
     )
+
+
+def where_view(ctx: ViewContext) -> None:
+    """Size, boundary and calibration views and confidence maps of the displayed result (see
+    :mod:`app.explorer_parts.where_view`)."""
+    from app.explorer_parts.where_view import where_view as draw
+
+    draw(ctx)
 
 
 def models_view(ctx: ViewContext) -> None:
@@ -448,6 +473,7 @@ VIEWS: tuple[Callable[[ViewContext], None], ...] = (
     iou_view,
     cost_view,
     preference_view,
+    where_view,
     pareto_view,
     attribution_view,
     downloads_view,

@@ -1,15 +1,18 @@
-"""Running the model under Hugging Face ZeroGPU when the ``spaces`` package is there.
+"""Running the model under Hugging Face ZeroGPU when the app runs on a ZeroGPU Space.
 
 On a ZeroGPU Space a GPU is attached only inside functions decorated with
 ``spaces.GPU(duration=...)``, and what such a function returns must not hold GPU tensors.
-:func:`infer` is the one call the Gradio handlers make to run the model: when ``spaces`` is
-importable it runs :func:`_infer_arrays` under ``spaces.GPU`` with a duration estimated from
-the cascade's counted FLOPs (:func:`gpu_seconds`), which returns NumPy arrays only
-(:func:`result_to_arrays`), and the result is rebuilt on the CPU (:func:`result_from_arrays`).
-Without ``spaces`` it calls :func:`hmsa_core.infer` directly.
+:func:`infer` is the one call the Gradio handlers make to run the model: when the ``spaces``
+package (the optional extra ``zerogpu``) decorates :func:`_infer_arrays` into a ZeroGPU
+function, it runs there with a duration estimated from the cascade's counted FLOPs
+(:func:`gpu_seconds`), returns NumPy arrays only (:func:`result_to_arrays`), and the result is
+rebuilt on the CPU (:func:`result_from_arrays`). Outside a ZeroGPU Space ``spaces.GPU`` leaves
+the function as it is, and without ``spaces`` there is nothing to decorate: both call
+:func:`hmsa_core.infer` directly (with per-pass progress).
 
-The GPU path itself (ZeroGPU attaching a device) cannot run on a machine without one: on such
-a machine only the duration estimate, the choice of path and the NumPy round trip are tested.
+The GPU path itself (ZeroGPU attaching a device) cannot run off a Space: the tests run the
+real ``spaces`` package's decorator, the duration estimate, the choice of path and the NumPy
+round trip.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import torch
 
 import hmsa_core
 from hmsa_core.inference import InferenceResult, ProgressFn, ScaleResult
-from hmsa_core.limits import InputLimits
 from hmsa_core.models import MultiScaleSegmenter
 from hmsa_core.models.base import ScaleOutput
+from hmsa_core.options import InferOptions
+from hmsa_core.results import PassOutcome
 
 #: Seconds every ZeroGPU call is granted on top of the compute: attaching the GPU, moving the
 #: weights, CUDA start-up and the first-call kernel selection.
@@ -65,18 +69,47 @@ def _torch(a: np.ndarray | None) -> torch.Tensor | None:
     return None if a is None else torch.from_numpy(np.asarray(a))
 
 
+def _output_arrays(output: ScaleOutput) -> dict[str, np.ndarray | None]:
+    return {
+        "logits": _np(output.logits),
+        "attention": _np(output.attention),
+        "aux_logits": _np(output.aux_logits),
+        "features": _np(output.features),
+    }
+
+
+def _output(data: dict[str, Any]) -> ScaleOutput:
+    return ScaleOutput(
+        logits=_torch(data["logits"]),  # type: ignore[arg-type]
+        attention=_torch(data["attention"]),
+        aux_logits=_torch(data["aux_logits"]),
+        features=_torch(data["features"]),
+    )
+
+
+def _pass_arrays(outcome: PassOutcome | None) -> dict[str, Any] | None:
+    if outcome is None:
+        return None
+    return {
+        **_output_arrays(outcome.output),
+        "cost": outcome.cost,
+        "computed": _np(outcome.computed),
+        "windows": outcome.windows,
+    }
+
+
+def _pass(data: dict[str, Any] | None) -> PassOutcome | None:
+    if data is None:
+        return None
+    return PassOutcome(_output(data), data["cost"], _torch(data["computed"]), data["windows"])
+
+
 def result_to_arrays(result: InferenceResult) -> dict[str, Any]:
-    """Returns ``result`` with every tensor as a NumPy array on the CPU (plain values and the
-    frozen cost and label dataclasses as they are): what may leave a ZeroGPU function."""
+    """Returns ``result`` with every tensor as a NumPy array on the CPU (plain values, windows
+    and the frozen cost and label dataclasses as they are): what may leave a ZeroGPU function.
+    Each scale keeps its pass and, with flip, its mirrored pass."""
     per_scale = {
-        s: {
-            "logits": _np(r.output.logits),
-            "attention": _np(r.output.attention),
-            "aux_logits": _np(r.output.aux_logits),
-            "features": _np(r.output.features),
-            "cost": r.cost,
-            "computed": _np(r.computed),
-        }
+        s: {"plain": _pass_arrays(r.plain_pass), "flipped": _pass_arrays(r.flipped_pass)}
         for s, r in result.per_scale.items()
     }
     return {
@@ -91,23 +124,14 @@ def result_to_arrays(result: InferenceResult) -> dict[str, Any]:
         "image": np.asarray(result.image),
         "aux_logits": _np(result.aux_logits),
         "model_name": result.model_name,
+        "flip": result.flip,
     }
 
 
 def result_from_arrays(data: dict[str, Any]) -> InferenceResult:
     """Returns the :class:`InferenceResult` that :func:`result_to_arrays` flattened (on the CPU)."""
     per_scale = {
-        s: ScaleResult(
-            s,
-            ScaleOutput(
-                logits=_torch(p["logits"]),  # type: ignore[arg-type]
-                attention=_torch(p["attention"]),
-                aux_logits=_torch(p["aux_logits"]),
-                features=_torch(p["features"]),
-            ),
-            p["cost"],
-            _torch(p["computed"]),
-        )
+        s: ScaleResult.of(s, _pass(p["plain"]), _pass(p["flipped"]))  # type: ignore[arg-type]
         for s, p in data["per_scale"].items()
     }
     return InferenceResult(
@@ -122,6 +146,7 @@ def result_from_arrays(data: dict[str, Any]) -> InferenceResult:
         image=data["image"],
         aux_logits=_torch(data["aux_logits"]),
         model_name=data["model_name"],
+        flip=data["flip"],
     )
 
 
@@ -130,22 +155,12 @@ def _infer_arrays(
     scales: tuple[float, ...],
     model: MultiScaleSegmenter,
     method: str,
-    precision: str,
-    gate: float,
-    limits: InputLimits,
+    options: InferOptions,
 ) -> dict[str, Any]:
     """Runs the cascade (on the GPU ZeroGPU attached) and returns it as NumPy arrays only."""
     if torch.cuda.is_available():
         model = model.to("cuda")
-    result = hmsa_core.infer(
-        image,
-        scales,
-        model=model,
-        method=method,
-        precision=precision,
-        gate=gate,
-        limits=limits,
-    )
+    result = hmsa_core.infer(image, scales, model=model, method=method, options=options)
     return result_to_arrays(result)
 
 
@@ -154,27 +169,26 @@ def _duration(
     scales: tuple[float, ...],
     model: MultiScaleSegmenter,
     method: str,
-    precision: str,
-    gate: float,
-    limits: InputLimits,
+    options: InferOptions,
 ) -> int:
-    """Returns the ZeroGPU duration of one :func:`_infer_arrays` call (same arguments)."""
+    """Returns the ZeroGPU duration of one :func:`_infer_arrays` call (same arguments): the
+    planned FLOPs of every pass, flipped ones included."""
     size = (int(image.shape[0]), int(image.shape[1]))
-    return gpu_seconds(hmsa_core.estimate_cascade(model, size, scales).gflops)
+    return gpu_seconds(hmsa_core.plan_cascade(model, size, scales, options).flops / 1e9)
 
 
-def gpu_runner(
-    spaces: ModuleType | None,
-) -> Callable[..., dict[str, Any]] | None:
+def gpu_runner(spaces: ModuleType | None) -> Callable[..., dict[str, Any]] | None:
     """Returns :func:`_infer_arrays` decorated with ``spaces.GPU(duration=...)`` (the duration
-    computed per call from the cascade's FLOPs), or ``None`` without ``spaces``."""
+    computed per call from the cascade's FLOPs); ``None`` without ``spaces`` or when the
+    decorator leaves the function as it is (``spaces`` outside a ZeroGPU Space)."""
     if spaces is None:
         return None
-    return spaces.GPU(duration=_duration)(_infer_arrays)
+    decorated = spaces.GPU(duration=_duration)(_infer_arrays)
+    return None if decorated is _infer_arrays else decorated
 
 
 #: The ZeroGPU-decorated runner, made once at import (ZeroGPU registers decorated functions
-#: when the app starts); ``None`` when ``spaces`` is not installed.
+#: when the app starts); ``None`` off a ZeroGPU Space or without ``spaces``.
 RUNNER = gpu_runner(spaces_module())
 
 
@@ -184,30 +198,21 @@ def infer(
     *,
     model: MultiScaleSegmenter,
     method: str,
-    precision: str,
-    gate: float,
-    limits: InputLimits,
+    options: InferOptions,
     progress: ProgressFn | None = None,
     spaces: ModuleType | bool | None = True,
 ) -> InferenceResult:
-    """Returns the :class:`InferenceResult` of the cascade: through ZeroGPU when the ``spaces``
-    package is importable (``spaces=True``, the default; or a given module), else directly.
+    """Returns the :class:`InferenceResult` of the cascade run with ``options``: through ZeroGPU
+    on a ZeroGPU Space, else directly.
 
     ``spaces`` is for tests: ``True`` uses :data:`RUNNER`; a module decorates with its ``GPU``;
-    ``False``/``None`` runs directly. Per-scale ``progress`` is reported only on the direct
+    ``False``/``None`` runs directly. Per-pass ``progress`` is reported only on the direct
     path (a ZeroGPU call runs in another process).
     """
     runner = RUNNER if spaces is True else gpu_runner(spaces or None)  # type: ignore[arg-type]
     cascade = tuple(float(s) for s in scales)
     if runner is None:
         return hmsa_core.infer(
-            image,
-            cascade,
-            model=model,
-            method=method,
-            precision=precision,
-            gate=gate,
-            limits=limits,
-            progress=progress,
+            image, cascade, model=model, method=method, options=options, progress=progress
         )
-    return result_from_arrays(runner(image, cascade, model, method, precision, gate, limits))
+    return result_from_arrays(runner(image, cascade, model, method, options))

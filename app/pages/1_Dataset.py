@@ -4,8 +4,10 @@ Pick a data source (SynthScapes val N, a folder of images with masks, a Cityscap
 a sweep CSV from ``python -m analysis.sweep``, a model, cascades and methods; the sweep runs on
 a background thread (one pass per scale per image, every image stored as it finishes) with
 progress and a Stop button. Shows the dataset Pareto chart, per-class IoU across methods, the
-per-class scale preference, and the images ranked by HMSA's gain over the best single scale;
-a picked image opens on the main page. The logic lives in :mod:`analysis.dataset_runs`.
+per-class scale preference, the images ranked by HMSA's gain over the best single scale (in
+mIoU or in small-object recall), and where each scale wins over the run (object size,
+boundaries, calibration; see :mod:`app.explorer_parts.where_view`); a picked image opens on the
+main page. The logic lives in :mod:`analysis.dataset_runs`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from analysis import dataset_jobs, dataset_runs  # noqa: E402
 from analysis.cascades import format_cascade, parse_cascades  # noqa: E402
 from analysis.dataset_sources import SYNTH_SIZES, DataSource  # noqa: E402
 from analysis.sweep import SweepTable  # noqa: E402
+from analysis.where_runs import RunWhere  # noqa: E402
+from analysis.where_scales import ImageWhere  # noqa: E402
 from app import common  # noqa: E402
 from app.explorer_parts import sharing  # noqa: E402
 from hmsa_core.models import MultiScaleSegmenter  # noqa: E402
@@ -115,9 +119,16 @@ def _settings(source: DataSource) -> tuple[dataset_runs.RunSpec, MultiScaleSegme
     methods = st.multiselect(
         "Methods", usable, default=[m for m in usable if m != "single"], key="ds_methods"
     )
+    flip = st.checkbox(
+        "Flip axis: also score every cascade with flip",
+        value=False,
+        key="ds_flip",
+        help="each scale also runs on the mirrored image (twice the passes); the chart and the "
+        "table then show every cascade and method with and without flip",
+    )
     try:
         spec = dataset_runs.make_spec(
-            entry.name, common.model_key(entry), source, cascades, methods
+            entry.name, common.model_key(entry), source, cascades, methods, flip
         )
     except ValueError as exc:
         st.error(str(exc))
@@ -174,7 +185,15 @@ def _pareto_and_iou(table: SweepTable, key: str) -> None:
     from analysis.figures import pareto_figure
 
     st.markdown("#### Accuracy against compute")
-    st.plotly_chart(pareto_figure(table), width="stretch", key=f"ds_pareto_{key}")
+    axis = st.radio(
+        "Compute axis",
+        ["GFLOPs", "seconds"],
+        horizontal=True,
+        key=f"ds_pareto_axis_{key}",
+        help="gated rows (sweep --gates ... --gate-by ...) are points of their own per criterion",
+    )
+    x = "gflops" if axis == "GFLOPs" else "seconds"
+    st.plotly_chart(pareto_figure(table, x), width="stretch", key=f"ds_pareto_{key}_{x}")
     st.markdown("#### Per-class IoU (%) across methods")
     headers, rows = dataset_runs.per_class_iou_frame_rows(table)
     st.dataframe(pd.DataFrame(rows, columns=headers), hide_index=True, key=f"ds_iou_{key}")
@@ -193,16 +212,44 @@ def _open_image(run: dataset_runs.DatasetRun, index: int) -> None:
     st.switch_page("explorer.py")
 
 
-def _images(run: dataset_runs.DatasetRun) -> None:
+#: The orders the images list offers (the second needs the where-report stored with the run).
+IMAGE_ORDERS = ("mIoU gain", "small-object recall gain")
+
+
+def _small_gains(where: RunWhere | None) -> dict[int, ImageWhere]:
+    """Returns image index -> its small-object summary stored with the run (empty without)."""
+    return {} if where is None else dict(where.images)
+
+
+def _points(value: float) -> float | None:
+    return None if value != value else round(100.0 * value, 2)  # NaN -> None
+
+
+def _images(run: dataset_runs.DatasetRun, where: RunWhere | None) -> None:
     chosen = run.ranking_key()
     ranking = run.ranking()
     if chosen is None or not ranking:
         st.info("No multi-scale merge with single scales to rank the images by.")
         return
     cascade, method = chosen
-    st.markdown(
-        f"#### Images by {method} ({format_cascade(cascade, ', ')})'s gain over its best single scale"
-    )
+    small = _small_gains(where)
+    order = IMAGE_ORDERS[0]
+    if small:
+        order = st.radio("Sort images by", IMAGE_ORDERS, horizontal=True, key="ds_image_order")
+    if order == IMAGE_ORDERS[1]:
+        ranked = [i for i, _ in where.ranking()] if where is not None else []
+        position = {index: k for k, index in enumerate(ranked)}
+        ranking = sorted(ranking, key=lambda g: (position.get(g.index, len(ranked)), g.index))
+        st.markdown(
+            "#### Images by small-object recall gain of HMSA over its best single scale "
+            f"({format_cascade(run.scales, ', ')})"
+        )
+    else:
+        st.markdown(
+            f"#### Images by {method} ({format_cascade(cascade, ', ')})'s gain over its best "
+            "single scale"
+        )
+    none = ImageWhere("", 0, {}, float("nan"), "")
     frame = pd.DataFrame(
         {
             "image": [dataset_runs.thumbnail_uri(g.thumbnail) for g in ranking],
@@ -211,6 +258,10 @@ def _images(run: dataset_runs.DatasetRun) -> None:
             f"{method} mIoU (%)": [round(100 * g.merged_miou, 2) for g in ranking],
             "best single mIoU (%)": [round(100 * g.best_single_miou, 2) for g in ranking],
             "best single scale": [f"{g.best_single_scale:g}" for g in ranking],
+            "small objects": [small.get(g.index, none).small_objects for g in ranking],
+            "small-object recall gain (points)": [
+                _points(small.get(g.index, none).gain) for g in ranking
+            ],
         }
     )
     picked = st.dataframe(
@@ -220,7 +271,13 @@ def _images(run: dataset_runs.DatasetRun) -> None:
         on_select="rerun",
         selection_mode="single-row",
         row_height=64,
-        column_config={"image": st.column_config.ImageColumn("image", width="small")},
+        column_config={
+            "image": st.column_config.ImageColumn("image", width="small"),
+            "small-object recall gain (points)": st.column_config.NumberColumn(
+                help="object recall on the image's small objects: hierarchical over the run's "
+                "scales minus its best single scale (empty: no small object)"
+            ),
+        },
     )
     rows = picked.selection.rows if picked is not None else []
     if rows:
@@ -250,7 +307,24 @@ def _show_run(run: dataset_runs.DatasetRun, running: bool) -> None:
     if pref is not None:
         st.markdown("#### Which scale decides each class")
         st.plotly_chart(scale_preference_figure(pref), width="stretch", key="ds_preference")
-    _images(run)
+    where = run.where()
+    _images(run, where)
+    _where(where)
+
+
+def _where(where: RunWhere | None) -> None:
+    """The run's where-report: the explorer tab's size, boundary and calibration views over
+    every scored image."""
+    from app.explorer_parts.where_view import report_views
+
+    st.markdown("### Where each scale wins, over the run")
+    if where is None or where.report is None:
+        st.info(
+            "No where-report is stored with this run (made by runs on images with masks): "
+            "run or continue it to score object sizes, boundaries and calibration."
+        )
+        return
+    report_views(where.report, "ds_where")
 
 
 def _show_csv(raw: bytes) -> None:

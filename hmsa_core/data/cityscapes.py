@@ -4,9 +4,12 @@ Layout (as distributed by cityscapes-dataset.com)::
 
     root/leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png
     root/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
+    root/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_instanceIds.png   (optional)
 
 Label ids are mapped to the 19 trainIds (everything else to 255) with
-:func:`hmsa_core.labels.label_ids_to_train_ids`.
+:func:`hmsa_core.labels.label_ids_to_train_ids`. Where an ``*_instanceIds.png`` lies next to the
+label file, its instances (values >= 1000: ``labelId * 1000 + k``) become the sample's
+``instances`` map (0 elsewhere: stuff, and crowd regions without instance).
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import overload
 
+import numpy as np
+
 from hmsa_core.data.sample import SegmentationSample
 from hmsa_core.images import load_mask, load_rgb, rgb_to_uint8
 from hmsa_core.labels import label_ids_to_train_ids
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
+INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 
 
 def is_cityscapes_root(root: str | os.PathLike) -> bool:
@@ -35,11 +41,30 @@ def label_path_for(image_path: Path, root: Path, split: str) -> Path:
     return root / "gtFine" / split / image_path.parent.name / f"{stem}{LABEL_SUFFIX}"
 
 
+def load_instances(label_path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """Returns the ``(H, W)`` int32 instance map next to a label-id file (ids >= 1000 kept, 0
+    elsewhere), or ``None`` when there is no ``*_instanceIds.png``.
+
+    Raises:
+        ValueError: an instance file whose size differs from the mask's.
+    """
+    path = label_path.with_name(label_path.name[: -len(LABEL_SUFFIX)] + INSTANCE_SUFFIX)
+    if not path.is_file():
+        return None
+    ids = load_mask(path)
+    if ids.shape != shape:
+        raise ValueError(
+            f"{path.name} is {ids.shape[1]} x {ids.shape[0]} but its mask is {shape[1]} x {shape[0]}"
+        )
+    return np.where(ids >= 1000, ids, 0).astype(np.int32)
+
+
 class Cityscapes(Sequence[SegmentationSample]):
     """A Cityscapes split as a sequence of :class:`SegmentationSample` (loaded on access).
 
     Each sample's ``image`` is ``(H, W, 3)`` uint8 RGB and ``mask`` ``(H, W)`` int64 trainIds
-    (255 = ignore); ``name`` is ``<city>/<stem>``. Samples are ordered by city, then file name.
+    (255 = ignore), ``instances`` ``(H, W)`` int32 when the split has ``*_instanceIds.png``;
+    ``name`` is ``<city>/<stem>``. Samples are ordered by city, then file name.
 
     Raises:
         ValueError: ``root`` is not a Cityscapes layout, the split has no images, or an image
@@ -100,4 +125,7 @@ class Cityscapes(Sequence[SegmentationSample]):
                 f"is {image.shape[1]} x {image.shape[0]}"
             )
         stem = image_path.name[: -len(IMAGE_SUFFIX)]
-        return SegmentationSample(image=image, mask=mask, name=f"{image_path.parent.name}/{stem}")
+        instances = load_instances(self.label_paths[index], mask.shape)
+        return SegmentationSample(
+            image=image, mask=mask, name=f"{image_path.parent.name}/{stem}", instances=instances
+        )

@@ -78,12 +78,20 @@ class MultiScaleSegmenter(nn.Module):
         mean, std: per-channel normalisation of RGB in [0, 1] the model expects.
         has_attention: whether :meth:`forward` returns an attention map.
         has_aux: whether it returns auxiliary logits.
+        tile_alignment: the multiple of pixels tile offsets keep (the model's largest stride),
+            so that a tiled pass sees the same pixel grid as the whole one.
+        context_margin: pixels of context around a region that make a window's output
+            there equal the whole pass's (at least the receptive-field radius; a multiple of
+            the stride), or ``None`` when unknown or unbounded (global context, e.g. OCR):
+            gated windows then take ``limits.tile_overlap`` and are approximate.
     """
 
     arch: str = "base"
     min_input_side: int = 8
     has_attention: bool = True
     has_aux: bool = False
+    tile_alignment: int = 32
+    context_margin: int | None = None
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 

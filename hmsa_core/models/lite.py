@@ -88,6 +88,10 @@ class LiteSegmenter(MultiScaleSegmenter):
     arch = "lite"
     min_input_side = 8
     has_attention = True
+    #: Receptive-field radius about 43 px (55 px field plus the attention head's 3x3 conv at
+    #: stride 4 and the resizes); 48 px of context (a multiple of the stride 8) reproduce the
+    #: whole pass to float rounding (tests/test_gate_criteria.py).
+    context_margin = 48
 
     def __init__(self, labels: LabelSet, cfg: LiteConfig | None = None) -> None:
         super().__init__(labels)

@@ -120,27 +120,6 @@ def _timed(run) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start
 
 
-def measure_step_cost(
-    arch: str,
-    hparams: dict,
-    crop: tuple[int, int],
-    batch: int,
-    device: torch.device | str = "cpu",
-    repeats: int = 3,
-    seed: int = 0,
-) -> StepCost:
-    """Returns the :class:`StepCost` of one training step of ``arch`` on random data.
-
-    ``seconds`` is the fastest of ``repeats`` timed steps (the least disturbed by other load).
-    """
-    device = torch.device(device)
-    model, scales, run = _step_runner(arch, hparams, crop, batch, device, seed)
-    run()  # warm-up
-    flops, peak = _count(model, run, device)
-    seconds = min(_timed(run) for _ in range(repeats))
-    return StepCost(arch, scales, batch, tuple(crop), flops, peak, seconds)
-
-
 def compare_recipes(
     hparams: dict,
     crop: tuple[int, int],

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -274,7 +274,6 @@ def _train(
         )
     if cfg.batch % info.world_size:
         raise ValueError(f"batch {cfg.batch} does not split over {info.world_size} processes")
-    local_batch = cfg.batch // info.world_size
     log = print if info.is_main else (lambda *a, **k: None)
 
     cost: dict = {}
@@ -284,6 +283,27 @@ def _train(
         cost = comparison.as_metrics()
     dist_utils.barrier(info)
 
+    model, step_module, runner, optimizer, start = _setup_model(cfg, info, log)
+    bank = _scene_bank(cfg, info, model, step_module, log)
+    ckpt = cfg.out / CHECKPOINT_NAME
+    result = TrainResult(start_step=start, steps=start, checkpoint=ckpt, cost=cost)
+    _run_steps(cfg, info, model, runner, optimizer, bank, result, scorer, log)
+    if info.distributed:  # every rank records its parameters, to check DDP kept them equal
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        digest = dist_utils.parameter_digest(model)
+        (cfg.out / f"parameter_digest_rank{info.rank}.txt").write_text(digest)
+    dist_utils.broadcast_buffers(model, info)
+    if info.is_main:
+        _finish(cfg, info.world_size, model, step_module, result, scorer, command, export, log)
+    dist_utils.barrier(info)
+    return result
+
+
+def _setup_model(
+    cfg: TrainConfig, info: dist_utils.DistInfo, log: Callable[..., None]
+) -> tuple[MultiScaleSegmenter, StepModule, nn.Module, torch.optim.SGD, int]:
+    """Returns ``(model, step module, runner (DDP-wrapped when distributed), optimizer,
+    start step)``, resumed from the checkpoint when ``cfg.resume`` finds one."""
     torch.manual_seed(cfg.seed)
     model = build(cfg.arch, **cfg.hparams).to(info.device).train()
     step_module = StepModule(model, cfg.aux_weight, cfg.scale_loss_weight)
@@ -302,7 +322,17 @@ def _train(
         f"{cfg.arch}: {model.parameter_count():,} parameters, scales {step_module.scales}, "
         f"{info.world_size} process(es), batch {cfg.batch}, crop {cfg.crop}"
     )
+    return model, step_module, runner, optimizer, start
 
+
+def _scene_bank(
+    cfg: TrainConfig,
+    info: dist_utils.DistInfo,
+    model: MultiScaleSegmenter,
+    step_module: StepModule,
+    log: Callable[..., None],
+) -> SceneBank:
+    """Returns this rank's :class:`SceneBank`, setting the class weights when asked for."""
     shard = dist_utils.shard(list(range(cfg.train_scenes)), info.rank, info.world_size)
     bank = load_scenes(shard, cfg.scene_size, cfg.data_seed, progress=info.is_main)
     if cfg.class_weight_power:
@@ -311,11 +341,27 @@ def _train(
         weight = class_weights(counts, cfg.class_weight_power)
         step_module.set_class_weight(weight.to(info.device))  # type: ignore[union-attr]
         log("class weights: " + ", ".join(f"{w:.2f}" for w in weight.tolist()))
+    return bank
+
+
+def _run_steps(
+    cfg: TrainConfig,
+    info: dist_utils.DistInfo,
+    model: MultiScaleSegmenter,
+    runner: nn.Module,
+    optimizer: torch.optim.SGD,
+    bank: SceneBank,
+    result: TrainResult,
+    scorer: Scorer | None,
+    log: Callable[..., None],
+) -> None:
+    """Runs the training steps from ``result.start_step``, recording losses, steps and seconds
+    in ``result``; checkpoints and validates on the configured steps."""
+    local_batch = cfg.batch // info.world_size
     params = AugmentParams(cfg.crop, cfg.scale_min, cfg.scale_max, cfg.jitter, cfg.class_uniform)
     mean = torch.tensor(model.mean).view(1, 3, 1, 1)
     std = torch.tensor(model.std).view(1, 3, 1, 1)
-
-    result = TrainResult(start_step=start, steps=start, checkpoint=ckpt, cost=cost)
+    start = result.start_step
     bar = tqdm(
         range(start, cfg.steps),
         initial=start,
@@ -340,7 +386,7 @@ def _train(
         if (step + 1) % cfg.ckpt_every == 0 or last:
             dist_utils.broadcast_buffers(model, info)
             if info.is_main:
-                save_checkpoint(ckpt, model, optimizer, step + 1, cfg)
+                save_checkpoint(cfg.out / CHECKPOINT_NAME, model, optimizer, step + 1, cfg)
         if cfg.val_every and (step + 1) % cfg.val_every == 0 and not last:
             if info.is_main:
                 scores = validate(model, cfg, scorer)
@@ -350,45 +396,43 @@ def _train(
             dist_utils.barrier(info)
     result.seconds = time.perf_counter() - t0
     bar.close()
-    if info.distributed:  # every rank records its parameters, to check DDP kept them equal
-        cfg.out.mkdir(parents=True, exist_ok=True)
-        digest = dist_utils.parameter_digest(model)
-        (cfg.out / f"parameter_digest_rank{info.rank}.txt").write_text(digest)
-    dist_utils.broadcast_buffers(model, info)
-    if info.is_main:
-        result.val = validate(model, cfg, scorer, final=True)
-        log(f"final val: {json.dumps({k: round(v['miou'], 4) for k, v in result.val.items()})}")
-        steps_run = result.steps - start
-        metrics = {
-            "val": result.val,
-            "val_images": cfg.val_scenes,
-            "val_scene_size": list(cfg.scene_size),
-            "train": {
-                "steps": result.steps,
-                "seconds": round(result.seconds, 1),
-                "seconds_per_step": round(result.seconds / max(steps_run, 1), 3),
-                "world_size": info.world_size,
-                "scales": list(step_module.scales),
-                "final_loss": result.losses[-1] if result.losses else None,
-            },
-            "train_cost": cost,
-        }
-        result.weights = save_native(
-            model.eval(),
-            cfg.out / WEIGHTS_NAME,
-            train_command=command,
-            metrics=metrics,
-            extra={"config": json.loads(cfg.to_json())},
-        )
-        if export is not None:
-            save_native(
-                model,
-                export,
-                train_command=command,
-                metrics=metrics,
-                extra={"config": json.loads(cfg.to_json())},
-            )
-            log(f"exported {export}")
-        log(f"wrote {result.weights}")
-    dist_utils.barrier(info)
-    return result
+
+
+def _finish(
+    cfg: TrainConfig,
+    world_size: int,
+    model: MultiScaleSegmenter,
+    step_module: StepModule,
+    result: TrainResult,
+    scorer: Scorer | None,
+    command: str,
+    export: Path | None,
+    log: Callable[..., None],
+) -> None:
+    """Validates the final model and saves its weights (and ``export``) with the run's metrics
+    (main process only); sets ``result.val`` and ``result.weights``."""
+    result.val = validate(model, cfg, scorer, final=True)
+    log(f"final val: {json.dumps({k: round(v['miou'], 4) for k, v in result.val.items()})}")
+    steps_run = result.steps - result.start_step
+    metrics = {
+        "val": result.val,
+        "val_images": cfg.val_scenes,
+        "val_scene_size": list(cfg.scene_size),
+        "train": {
+            "steps": result.steps,
+            "seconds": round(result.seconds, 1),
+            "seconds_per_step": round(result.seconds / max(steps_run, 1), 3),
+            "world_size": world_size,
+            "scales": list(step_module.scales),
+            "final_loss": result.losses[-1] if result.losses else None,
+        },
+        "train_cost": result.cost,
+    }
+    extra = {"config": json.loads(cfg.to_json())}
+    result.weights = save_native(
+        model.eval(), cfg.out / WEIGHTS_NAME, train_command=command, metrics=metrics, extra=extra
+    )
+    if export is not None:
+        save_native(model, export, train_command=command, metrics=metrics, extra=extra)
+        log(f"exported {export}")
+    log(f"wrote {result.weights}")

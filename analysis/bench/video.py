@@ -1,0 +1,142 @@
+"""``python -m analysis.bench video``: end-to-end video speed and streaming memory.
+
+Speed: one :func:`analysis.video_run.run_video` over a SynthScapes drive clip (decode,
+inference, flicker analysis for every method, both encodes and the ``.npz``), after one
+warm-up frame; prints processed frames per second, the share of decoding + encoding, and
+the CPU seconds per frame (user + system, all threads).
+Targets (issue 21, lite model, 512 x 256, (0.5, 1, 2), 2 CPU cores): >= 5 frames/s and
+decode + encode <= 15% of the time.
+
+Memory (``--memory``): the same run on clips of ``--short`` and ``--long`` frames, each in a
+fresh process, comparing the peak resident memory (``ru_maxrss``); target: the long clip at
+most 50 MB above the short one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SPEED_TARGET_FPS = 5.0
+CODEC_SHARE_TARGET = 0.15
+MEMORY_TARGET_MB = 50.0
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, height = (int(v) for v in text.lower().split("x"))
+    return height, width
+
+
+def make_clip(folder: Path, frames: int, size: tuple[int, int]) -> Path:
+    """Writes a drive clip of ``frames`` frames at ``size`` ``(H, W)``; returns its path."""
+    from hmsa_core.data.drive import DriveSettings, write_drive
+
+    clip, _ = write_drive(folder, DriveSettings(frames=frames, size=size), stem=f"drive_{frames}")
+    return clip
+
+
+def run_once(clip: Path, out: Path, scales: tuple[float, ...], model_name: str) -> dict:
+    """Runs the clip (after a one-frame warm-up); returns timings, frames/s and peak RSS MB."""
+    import resource
+
+    import torch
+
+    import hmsa_core
+    from analysis.video_run import VideoRunSettings, run_video
+
+    model = hmsa_core.load_model(model_name)
+    run_video(clip, out / "warmup", VideoRunSettings(scales=scales, max_frames=1), model=model)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    summary = run_video(clip, out / "run", VideoRunSettings(scales=scales), model=model)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    t = summary.timings
+    return {
+        "frames": summary.frames,
+        "seconds": wall,
+        "fps": summary.frames / wall,
+        "codec_share": (t["decode"] + t["encode"]) / t["total"],
+        "cpu_seconds_per_frame": cpu / max(summary.frames, 1),
+        "timings": t,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _child(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_once(Path(args.child), Path(tmp), tuple(args.scales), args.model)
+    print(json.dumps(result))
+    return 0
+
+
+def _in_process(clip: Path, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, "-m", "analysis.bench", "video", "--child", str(clip)]
+    cmd += ["--model", args.model, "--scales", *[str(s) for s in args.scales]]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _print_speed(row: dict, size: tuple[int, int]) -> None:
+    t = row["timings"]
+    share = {k: t[k] / t["total"] for k in ("decode", "inference", "analysis", "outputs", "encode")}
+    print(
+        f"video {size[1]} x {size[0]}, {row['frames']} frames, {row['threads']} torch threads: "
+        f"{row['fps']:.2f} frames/s end to end (target >= {SPEED_TARGET_FPS:g}: "
+        f"{'met' if row['fps'] >= SPEED_TARGET_FPS else 'MISSED'}); decode + encode "
+        f"{100 * row['codec_share']:.1f}% (target <= {100 * CODEC_SHARE_TARGET:.0f}%: "
+        f"{'met' if row['codec_share'] <= CODEC_SHARE_TARGET else 'MISSED'})"
+    )
+    print("  share of time: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in share.items()))
+    print(
+        f"  CPU time {row['cpu_seconds_per_frame']:.2f} s per frame (all threads; less sensitive "
+        "than wall time to other jobs on the machine)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the video benchmark; returns 0 (targets are reported, not enforced)."""
+    parser = argparse.ArgumentParser(prog="python -m analysis.bench video", description=__doc__)
+    parser.add_argument("--frames", type=int, default=50, help="frames of the speed clip")
+    parser.add_argument("--size", type=_size, default=(256, 512), help="WIDTHxHEIGHT")
+    parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    parser.add_argument("--model", default="hmsa-lite")
+    parser.add_argument("--memory", action="store_true", help="also compare peak memory")
+    parser.add_argument("--short", type=int, default=30, help="frames of the short memory clip")
+    parser.add_argument("--long", type=int, default=300, help="frames of the long memory clip")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        clip = make_clip(folder, args.frames, args.size)
+        _print_speed(_in_process(clip, args), args.size)
+        if args.memory:
+            import os
+
+            os.environ.setdefault("HMSA_MAX_VIDEO_FRAMES", str(max(args.long, 300)))
+            rows = {
+                n: _in_process(make_clip(folder, n, args.size), args)
+                for n in (args.short, args.long)
+            }
+            short, long_ = rows[args.short]["peak_rss_mb"], rows[args.long]["peak_rss_mb"]
+            print(
+                f"peak memory: {args.short} frames {short:.0f} MB, {args.long} frames "
+                f"{long_:.0f} MB: {long_ - short:+.0f} MB (target <= {MEMORY_TARGET_MB:g}: "
+                f"{'met' if long_ - short <= MEMORY_TARGET_MB else 'MISSED'})"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
