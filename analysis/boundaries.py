@@ -113,15 +113,39 @@ def inner_band(labels: np.ndarray, dilation: int) -> np.ndarray:
     """Returns ``(H, W)`` bool: pixels within ``dilation`` (chessboard) of their own region's
     contour, the image border counting as contour (Cheng et al.'s ``mask_to_boundary`` applied
     to every class of a label map at once). Every label, ignore included, is a region."""
-    contour = thick_boundaries(labels)
     h, w = labels.shape
-    near_border = np.zeros((h, w), dtype=bool)
+    # chessboard distance to the contour <= dilation - 1: the contour grown by a square
+    band = np.ascontiguousarray(
+        _grow(_grow(thick_boundaries(labels), dilation - 1, 0), dilation - 1, 1)
+    )
     d = min(dilation, h, w)
-    near_border[:d], near_border[-d:], near_border[:, :d], near_border[:, -d:] = (True,) * 4
-    if not contour.any():
-        return near_border
-    dist = ndi.distance_transform_cdt(~contour, metric="chessboard")
-    return (dist + 1 <= dilation) | near_border
+    band[:d], band[-d:], band[:, :d], band[:, -d:] = (True,) * 4
+    return band
+
+
+def _grow(mask: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """Returns ``(H, W)`` bool: ``mask`` OR-ed over ``[i - radius, i + radius]`` along ``axis``
+    (outside the image counts as False), by doubling shifts (a few passes, any radius)."""
+    if radius <= 0:
+        return mask
+    n = mask.shape[axis]
+    pad = [(0, 0)] * mask.ndim
+    pad[axis] = (radius, radius)
+    cur = np.pad(mask, pad)
+    m = cur.shape[axis]
+
+    def cut(a: int, b: int) -> tuple[slice, ...]:
+        idx = [slice(None)] * mask.ndim
+        idx[axis] = slice(a, b)
+        return tuple(idx)
+
+    span, length = 2 * radius + 1, 1  # cur[i] covers [i, i + length) of the padded mask
+    while 2 * length <= span:
+        cur[cut(0, m - length)] |= cur[cut(length, m)]
+        length *= 2
+    if span > length:
+        cur[cut(0, m - (span - length))] |= cur[cut(span - length, m)]
+    return cur[cut(0, n)]
 
 
 def boundary_iou_counts(

@@ -31,7 +31,7 @@ from PIL import Image
 
 import hmsa_core
 from analysis.cascades import Cascade, format_cascade, row_label, union_scales
-from analysis.dataset_sources import DataSource, SampleView, labelled_indices
+from analysis.dataset_sources import DataSource, labelled_indices
 from analysis.metrics import scores_from_matrix
 from analysis.scale_stats import ScalePreference, preference_from_sums, weight_sums
 from analysis.sweep import (
@@ -44,7 +44,7 @@ from analysis.sweep import (
     sweep_keys,
 )
 from analysis.where_runs import RunWhere, RunWhereWriter, load_run_where
-from hmsa_core.data.sample import SegmentationSample
+from hmsa_core.data.sample import SampleView, SegmentationSample
 from hmsa_core.labels import LabelSet, label_set_for, label_set_from_dict, label_set_to_dict
 from hmsa_core.models.base import MultiScaleSegmenter
 

@@ -7,37 +7,18 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, overload
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from hmsa_core.data.sample import SegmentationSample
+from hmsa_core.data.sample import SampleView, SegmentationSample
 from hmsa_core.images import fit_max_side
 
 #: The SynthScapes image sizes the page offers, ``(H, W)``.
 SYNTH_SIZES: tuple[tuple[int, int], ...] = ((64, 128), (128, 256), (256, 512), (512, 1024))
 
 DataKind = Literal["synthscapes", "folder", "cityscapes"]
-
-
-class SampleView(Sequence[SegmentationSample]):
-    """A read-only sequence of samples computed one index at a time (subclasses implement
-    ``__len__`` and :meth:`_item`); slices return lists."""
-
-    @overload
-    def __getitem__(self, i: int) -> SegmentationSample: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[SegmentationSample]: ...
-
-    def __getitem__(self, i: int | slice) -> SegmentationSample | list[SegmentationSample]:
-        if isinstance(i, slice):
-            return [self._item(j) for j in range(*i.indices(len(self)))]
-        return self._item(i)
-
-    def _item(self, i: int) -> SegmentationSample:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 class _Fitted(SampleView):

@@ -10,6 +10,9 @@ Video page and the notebook. For a clip ``<stem>`` it writes into the output fol
 * ``<stem>_summary.json``: the clip, settings, notices, timings, per-frame numbers and the
   flicker table (:mod:`analysis.temporal`).
 
+Frame ``n``'s analysis and outputs run in a worker thread while frame ``n + 1`` is decoded
+and inferred (each with part of torch's threads), so the two halves overlap.
+
 ``VideoRun.frames()`` yields each frame's :class:`~analysis.temporal.FrameStats` as it is
 done; :meth:`VideoRun.stop` ends the run after the current frame and keeps what was done
 (finished files, marked ``"stopped": true``). An exception or closing the generator early
@@ -18,13 +21,16 @@ done; :meth:`VideoRun.stop` ends the run after the current frame and keeps what 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from analysis.temporal import (
     FlickerRow,
@@ -34,6 +40,7 @@ from analysis.temporal import (
     flicker_table,
 )
 from analysis.video_outputs import FrameArchive, deciding_frame, overlay_frame, write_json
+from hmsa_core.video import VideoFrameResult
 from hmsa_core.video_io import VideoWriter
 
 #: Suffix of the per-frame masks file paired with a clip: ``<stem>_masks.npz`` beside it.
@@ -85,7 +92,9 @@ class VideoRunSummary:
         table: the flicker table, one :class:`~analysis.temporal.FlickerRow` per method.
         stats: every frame's :class:`~analysis.temporal.FrameStats`.
         timings: seconds in ``decode``, ``inference``, ``analysis``, ``outputs`` (colouring
-            and the ``.npz``), ``encode`` and ``total``.
+            and the ``.npz``), ``encode`` and ``total`` (wall time); a frame's analysis,
+            outputs and encoding run in a worker thread beside the next frame's decoding and
+            inference, so the parts may add up to more than ``total``.
         info: the clip's properties (a dict of :class:`~hmsa_core.video_io.VideoInfo`).
         flow: how motion was compensated.
     """
@@ -151,6 +160,22 @@ class ClipMasks:
         """Returns frame ``frame_index``'s ``(H, W)`` mask, or ``None`` when it has none."""
         key = f"mask_{frame_index:05d}"
         return self._npz[key] if key in self._npz.files else None
+
+
+@contextlib.contextmanager
+def _pipeline() -> Iterator[ThreadPoolExecutor]:
+    """Yields a one-thread worker for the per-frame analysis and outputs, which then run beside
+    the next frame's inference: the calling thread's passes get one intra-op thread fewer
+    (at least one) and the worker one, so together they use the cores torch was given
+    instead of both waiting on each other's thread barriers; restored on exit."""
+    threads = torch.get_num_threads()
+    worker = ThreadPoolExecutor(1, "hmsa-video", initializer=torch.set_num_threads, initargs=(1,))
+    torch.set_num_threads(max(1, threads - 1))
+    try:
+        yield worker
+    finally:
+        worker.shutdown(wait=True)
+        torch.set_num_threads(threads)
 
 
 class VideoRun:
@@ -231,12 +256,15 @@ class VideoRun:
         spent = {"analysis": 0.0, "outputs": 0.0, "encode": 0.0}
         start = time.perf_counter()
         clock = time.perf_counter
-        try:
-            for result in self.video:
-                if tracker is None:
-                    tracker = TemporalTracker(result.scales, result.labels, s.temporal, self.model)
-                t0 = clock()
-                mask = self.masks.get(result.frame_index) if self.masks is not None else None
+
+        def process(result: VideoFrameResult) -> FrameStats:
+            """Analyses, colours, archives and encodes one frame (in the worker thread)."""
+            nonlocal tracker
+            if tracker is None:
+                tracker = TemporalTracker(result.scales, result.labels, s.temporal, self.model)
+            t0 = clock()
+            mask = self.masks.get(result.frame_index) if self.masks is not None else None
+            with torch.no_grad():
                 analysis = tracker.update(result, mask)
                 t1 = clock()
                 frames = []
@@ -247,16 +275,29 @@ class VideoRun:
                     ]
                 if archive is not None:
                     archive.add(result, result.frame_index, result.time)
-                t2 = clock()
-                if overlay is not None and scales_video is not None:
-                    overlay.write(frames[0], result.time)
-                    scales_video.write(frames[1], result.time)
-                spent["analysis"] += t1 - t0
-                spent["outputs"] += t2 - t1
-                spent["encode"] += clock() - t2
-                yield analysis.stats
-                if self._stop:
-                    break
+            t2 = clock()
+            if overlay is not None and scales_video is not None:
+                overlay.write(frames[0], result.time)
+                scales_video.write(frames[1], result.time)
+            spent["analysis"] += t1 - t0
+            spent["outputs"] += t2 - t1
+            spent["encode"] += clock() - t2
+            return analysis.stats
+
+        pending: Future[FrameStats] | None = None
+        try:
+            with _pipeline() as worker:
+                # frame n+1 is decoded and inferred here while the worker processes frame n
+                for result in self.video:
+                    if pending is not None:
+                        done, pending = pending, None
+                        yield done.result()
+                        if self._stop:
+                            break
+                    pending = worker.submit(process, result)
+                if pending is not None:
+                    done, pending = pending, None
+                    yield done.result()
             t2 = clock()
             files = {}
             for key, writer in (
@@ -268,6 +309,8 @@ class VideoRun:
                     files[key] = self.paths[key]
             spent["encode"] += clock() - t2
         except BaseException:
+            if pending is not None:  # let the worker finish its frame before the files go
+                wait([pending])
             for writer in (overlay, scales_video, archive):
                 if writer is not None:
                     writer.abort()

@@ -72,6 +72,8 @@ class ImageInputs:
     gt_band: np.ndarray  # (H, W) Boundary IoU inner band of the mask
     dilation: int
     notes: tuple[str, ...]
+    gt_band_valid: np.ndarray | None = None  # (H, W) gt_band without ignore pixels
+    gt_band_count: np.ndarray | None = None  # (C,) pixels of each class in gt_band_valid
 
     def pick(self, values: np.ndarray) -> np.ndarray:
         """Returns the labelled pixels of an ``(H, W)`` map, flat (a view when all are)."""
@@ -127,6 +129,9 @@ class ImageInputs:
         band = trimap_bands(steps, settings.trimap_widths).astype(np.int64)[near]
         wdist = _edges_bin(steps, settings.weight_distance_edges)[near]
         dilation = boundary_dilation(mask.shape, settings.boundary_iou_ratio)
+        gt_band = inner_band(mask, dilation) if gt.size else np.zeros(mask.shape, bool)
+        gt_band_valid = gt_band & valid.reshape(mask.shape)
+        gt_band_count = np.bincount(mask[gt_band_valid].astype(np.int64), minlength=c)[:c]
         return cls(
             size=(int(size[0]), int(size[1])), num_classes=c, class_names=tuple(labels.names),
             scales=scales, settings=settings, mask=mask, valid=valid, gt=gt, table=table,
@@ -134,8 +139,8 @@ class ImageInputs:
             size_base=(size_bin[obj] * c + gt) * c if gt.size else gt,
             band_base=(band * c + gt) * c,
             wdist_bin=wdist,
-            gt_band=inner_band(mask, dilation) if gt.size else np.zeros(mask.shape, bool),
-            dilation=dilation, notes=tuple(notes),
+            gt_band=gt_band, dilation=dilation, notes=tuple(notes), gt_band_valid=gt_band_valid,
+            gt_band_count=gt_band_count,
         )  # fmt: skip
 
 
@@ -220,10 +225,24 @@ def score_method(
         report.notes = (*report.notes, f"{method} left out: {exc}")
         drop_method(report, method)
         return
+    pred_t, prob_t = top_probability(merged.logits[0], inputs.settings.calibration_stride)
+    score_maps(report, inputs, method, pred_t.numpy(), prob_t.numpy(), merged.weights)
+
+
+def score_maps(
+    report: WhereReport,
+    inputs: ImageInputs,
+    method: str,
+    pred: np.ndarray,
+    top_prob: np.ndarray,
+    weights: Mapping[float, torch.Tensor],
+) -> None:
+    """Adds one method's counts into ``report`` from its ``(H, W)`` arg-max labels ``pred``,
+    its strided top probability ``(ceil(H / k), ceil(W / k))`` (``k`` =
+    ``settings.calibration_stride``) and its per-scale ``(1, H, W)`` weights (used for the
+    weight kinds only)."""
     stride = inputs.settings.calibration_stride
-    pred_t, prob_t = top_probability(merged.logits[0], stride)
     c = inputs.num_classes
-    pred = pred_t.numpy()
     pv = inputs.pick(pred).astype(np.int64, copy=False)
     ok = pv == inputs.gt
     _score_objects(report, inputs, method, pv, ok)
@@ -232,18 +251,35 @@ def score_method(
     bnd.band_confusion[method] += np.bincount(inputs.band_base + pv, minlength=nb * c * c).reshape(
         nb, c, c
     )
-    inter, union = boundary_iou_counts(
-        pred, inputs.mask, c, inputs.gt_band, inputs.dilation, inputs.settings.ignore_index
-    )
+    inter, union = _boundary_counts(inputs, pred)
     bnd.biou_intersection[method] += inter
     bnd.biou_union[method] += union
     sub = inputs.mask[::stride, ::stride]
     keep = sub != inputs.settings.ignore_index
     right = pred[::stride, ::stride][keep] == sub[keep]
-    hist = reliability_bins(prob_t.numpy()[keep], right, inputs.settings.calibration_bins)
+    hist = reliability_bins(top_prob[keep], right, inputs.settings.calibration_bins)
     report.calibration.bins[method].add(hist)
     if method in bnd.distance_weights:
-        _score_weights(report, inputs, method, merged.weights)
+        _score_weights(report, inputs, method, weights)
+
+
+def _boundary_counts(inputs: ImageInputs, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``(intersection (C,), union (C,))`` of Boundary IoU, as
+    :func:`analysis.boundaries.boundary_iou_counts` counts them, with the mask's side taken
+    once per image."""
+    if inputs.gt_band_valid is None or inputs.gt_band_count is None:
+        return boundary_iou_counts(
+            pred, inputs.mask, inputs.num_classes, inputs.gt_band, inputs.dilation,
+            inputs.settings.ignore_index,
+        )  # fmt: skip
+    c = inputs.num_classes
+    p_band = inner_band(pred, inputs.dilation)
+    p_band &= inputs.valid.reshape(p_band.shape)
+    p_cnt = np.bincount(pred[p_band].astype(np.int64), minlength=c)[:c]
+    both = inputs.gt_band_valid & p_band
+    both &= pred == inputs.mask
+    inter = np.bincount(inputs.mask[both].astype(np.int64), minlength=c)[:c]
+    return inter, inputs.gt_band_count + p_cnt - inter
 
 
 def drop_method(report: WhereReport, method: str) -> None:

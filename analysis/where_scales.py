@@ -16,9 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from analysis.boundaries import boundary_dilation
-from analysis.where_compute import ImageInputs, empty_report, score_method
+from analysis.where_bands import MethodMaps, band_maps, bandable
+from analysis.where_compute import ImageInputs, empty_report, score_maps, score_method
 from analysis.where_image import ImageWhere, WhereImage, image_summary
 from analysis.where_report import (
     BoundaryReport,
@@ -67,16 +69,65 @@ def analyse_outputs(
     methods: Sequence[str] | None = None,
     model: object | None = None,
     merger: Callable[[str], object] | None = None,
+    fast: bool = True,
 ) -> WhereReport:
     """Returns the :class:`WhereReport` of per-scale outputs (as :func:`hmsa_core.merge` takes
     them, batch 1) against a ``(H, W)`` mask. ``merger(method)`` may supply each method's
     :class:`~hmsa_core.merge.MergeResult` (default: :func:`hmsa_core.merge` of ``per_scale``);
-    merges are made one method at a time, so one merged map is held at once.
+    merges are made one method at a time, so one merged map is held at once. With ``fast``
+    (and no ``merger``), mean, max and single scales are merged in row bands instead
+    (:func:`analysis.where_bands.band_maps`: the same numbers, no full-size merge).
 
     Raises:
         ValueError: a mask of another size, ids outside the label set, an unknown method or a
             scale not computed.
     """
+    outputs = _band_outputs(per_scale) if fast and merger is None else None
+    return _analyse(
+        per_scale, size, mask, labels, instances, distances, settings, methods, model, merger,
+        outputs, None,
+    )  # fmt: skip
+
+
+def _band_outputs(per_scale: Mapping[float, object]) -> dict[float, torch.Tensor] | None:
+    """Returns scale -> ``(C, h, w)`` logits when every output is batch-1 float32 on the CPU
+    with one class count (what :func:`band_maps` takes), else ``None`` (merge in full)."""
+    out = {}
+    for s, item in per_scale.items():
+        logits = getattr(getattr(item, "output", item), "logits", None)
+        if (
+            not isinstance(logits, torch.Tensor)
+            or logits.dim() != 4
+            or logits.shape[0] != 1
+            or logits.dtype != torch.float32
+            or logits.device.type != "cpu"
+        ):
+            return None
+        out[float(s)] = logits[0]
+    if len({int(x.shape[0]) for x in out.values()}) != 1:
+        return None
+    return out
+
+
+def _analyse(
+    per_scale: Mapping[float, object],
+    size: tuple[int, int],
+    mask: np.ndarray,
+    labels: LabelSet,
+    instances: np.ndarray | None,
+    distances: Mapping[int, float] | None,
+    settings: WhereSettings,
+    methods: Sequence[str] | None,
+    model: object | None,
+    merger: Callable[[str], object] | None,
+    outputs: Mapping[float, torch.Tensor] | None,
+    own: tuple[str, tuple[float, ...], torch.Tensor, Mapping[float, torch.Tensor], torch.Tensor]
+    | None,
+) -> WhereReport:
+    """Returns the report of :func:`analyse_outputs`; the methods that ``outputs`` (scale ->
+    ``(C, h, w)`` logits) can band, and ``own`` (``(method, cascade, (C, H, W) logits,
+    scale -> (H, W) weights, (H, W) arg-max)`` of a merge already made), are taken by
+    :func:`band_maps`."""
     scales = tuple(sorted(float(s) for s in per_scale))
     methods = tuple(methods) if methods else default_methods(scales)
     for m in methods:
@@ -93,9 +144,43 @@ def analyse_outputs(
     report = empty_report(inputs, methods, settings)
     if inputs.empty:
         return report
+    maps = _fast_maps(inputs, methods, outputs, own)
     for m in methods:
-        score_method(report, inputs, m, per_scale, model, merger)
+        if m in maps:
+            got = maps.pop(m)  # scored and dropped one by one
+            score_maps(report, inputs, m, got.pred, got.top_prob, got.weights)
+        else:
+            score_method(report, inputs, m, per_scale, model, merger)
     return report
+
+
+def _fast_maps(
+    inputs: ImageInputs,
+    methods: Sequence[str],
+    outputs: Mapping[float, torch.Tensor] | None,
+    own: tuple[str, tuple[float, ...], torch.Tensor, Mapping[float, torch.Tensor], torch.Tensor]
+    | None,
+) -> dict[str, MethodMaps]:
+    """Returns the :class:`MethodMaps` of every method the bands can take (see :func:`_analyse`)."""
+    chosen: dict[str, tuple[str, tuple[float, ...]]] = {}
+    for m in methods:
+        kind, cascade = parse_where_method(m)
+        cascade = tuple(cascade or inputs.scales)
+        if own is not None and (kind, cascade) == own[:2]:
+            chosen[m] = ("own", cascade)
+        elif outputs is not None and bandable(kind, cascade, outputs):
+            chosen[m] = (kind, cascade)
+    if not chosen:
+        return {}
+    maps = band_maps(
+        outputs or {}, chosen, inputs.size, inputs.settings.calibration_stride,
+        own=None if own is None else own[2], own_pred=None if own is None else own[4],
+    )  # fmt: skip
+    if own is not None:
+        for m, (kind, _) in chosen.items():
+            if kind == "own":
+                maps[m].weights = {s: w[None] for s, w in own[3].items()}
+    return maps
 
 
 def analyse_where(
@@ -107,6 +192,7 @@ def analyse_where(
     settings: WhereSettings = DEFAULT_SETTINGS,
     methods: Sequence[str] | None = None,
     model: object | None = None,
+    fast: bool = True,
 ) -> WhereReport:
     """Returns the :class:`WhereReport` of one result against its ``(H, W)`` mask.
 
@@ -121,6 +207,10 @@ def analyse_where(
         methods: methods to score (default :func:`default_methods`); ``"mean@0.5,1"`` scores a
             method on a sub-cascade.
         model: the explicit-attention model, only for ``"explicit"``.
+        fast: take the result's own method from its own logits, and merge mean, max and
+            single scales (without flips) in row bands (:mod:`analysis.where_bands`), never at
+            full size; ``False`` re-merges every method in full (the reference path: the
+            same numbers, several times slower).
 
     Raises:
         ValueError: a mask of another size than the result, ids outside the label set.
@@ -142,9 +232,15 @@ def analyse_where(
         weights = {s: w[None] for s, w in merged.weights.items()}
         return MergeResult(method, merged.scales, merged.logits[None], weights)
 
-    return analyse_outputs(
-        per_scale, result.size, mask, result.labels, instances=instances, distances=distances,
-        settings=settings, methods=methods, model=model, merger=merger,
+    outputs = own = None
+    if fast:
+        outputs = None if flipped else _band_outputs(per_scale)
+        logits = result.logits
+        if logits.dtype == torch.float32 and logits.device.type == "cpu":
+            own = (result.method, tuple(result.scales), logits, result.weights, result.pred)
+    return _analyse(
+        per_scale, result.size, mask, result.labels, instances, distances, settings, methods,
+        model, merger, outputs, own,
     )  # fmt: skip
 
 

@@ -159,14 +159,7 @@ def run_batched(
                 part = value[i * batch : (i + 1) * batch, :, oy : oy + h, ox : ox + w]
                 sums[name][:, :, top:bottom, left:right] = part.float()
         del out
-    return BlendedPass(
-        output=ScaleOutput(
-            logits=sums["logits"],
-            attention=sums.get("attention"),
-            aux_logits=sums.get("aux_logits"),
-        ),
-        covered=covered,
-    )
+    return BlendedPass.from_maps(sums, covered)
 
 
 def _axis_cores(length: int, core: int) -> list[tuple[int, int]]:
@@ -276,6 +269,19 @@ class BlendedPass:
     output: ScaleOutput
     covered: torch.Tensor
 
+    @classmethod
+    def from_maps(cls, maps: dict[str, torch.Tensor], covered: torch.Tensor) -> BlendedPass:
+        """Returns the pass holding ``maps`` (``"logits"``, and ``"attention"`` /
+        ``"aux_logits"`` when the model has them) and the ``(h, w)`` ``covered`` mask."""
+        return cls(
+            output=ScaleOutput(
+                logits=maps["logits"],
+                attention=maps.get("attention"),
+                aux_logits=maps.get("aux_logits"),
+            ),
+            covered=covered,
+        )
+
 
 def run_windows(
     forward: Callable[[torch.Tensor], ScaleOutput],
@@ -314,11 +320,4 @@ def run_windows(
     safe = torch.where(total > 0, total, torch.ones_like(total))
     for value in sums.values():
         value.div_(safe)
-    return BlendedPass(
-        output=ScaleOutput(
-            logits=sums["logits"],
-            attention=sums.get("attention"),
-            aux_logits=sums.get("aux_logits"),
-        ),
-        covered=covered,
-    )
+    return BlendedPass.from_maps(sums, covered)

@@ -1,5 +1,5 @@
-"""Shared pytest set-up: a reproducible hypothesis profile for CI, and the ``model`` and
-``chromium`` fixtures.
+"""Shared pytest set-up: a reproducible hypothesis profile for CI, and the ``model``,
+``lite`` and ``chromium`` fixtures.
 
 With ``CI`` set (as the CI runner does), property tests draw the same examples on every run
 (``derandomize``), so a red CI run always means a change, never a newly drawn input; local runs
@@ -37,3 +37,11 @@ def model() -> MultiScaleSegmenter:
     one per test module (:func:`tests.tiny_models.seeded_lite`); a module that needs another
     model defines its own ``model`` fixture."""
     return seeded_lite()
+
+
+@pytest.fixture(scope="module")
+def lite() -> MultiScaleSegmenter:
+    """The bundled, trained ``hmsa-lite`` model on the CPU, loaded once per test module."""
+    import hmsa_core
+
+    return hmsa_core.load_model("hmsa-lite", "cpu")

@@ -18,8 +18,9 @@ from hmsa_core.models.base import ScaleOutput, resize, scaled_size
 
 
 @pytest.fixture(scope="module")
-def model():
-    return hmsa_core.load_model("hmsa-lite", "cpu")
+def model(lite):
+    """The trained bundled model: gating needs attention maps that mean something."""
+    return lite
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,8 @@ from streamlit.testing.v1 import AppTest
 import hmsa_core
 from analysis import dataset_jobs, dataset_runs
 from analysis.dataset_sources import DataSource
-from app import common
-from hmsa_core.data.synthscapes import SynthScapes, write_samples
-from tests.apptest_env import healthy
+from hmsa_core.data.synthscapes import SynthScapes
+from tests.apptest_env import explorer_samples, healthy
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
 PAGE = "pages/1_Dataset.py"
@@ -36,13 +35,9 @@ WHERE_CHARTS = (
 
 @pytest.fixture
 def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    samples = tmp_path / "samples"
-    write_samples(samples, count=1, size=SIZE, seed=3)
-    monkeypatch.setenv(common.SAMPLES_DIR_ENV, str(samples))
-    monkeypatch.setenv("HMSA_MODELS_DIR", str(tmp_path / "no_models"))
+    explorer_samples(tmp_path, monkeypatch, size=SIZE)
     results = tmp_path / "results"
     monkeypatch.setenv(dataset_runs.RESULTS_DIR_ENV, str(results))
-    hmsa_core.DEFAULT_SCALE_CACHE.clear()
     return results
 
 

@@ -10,9 +10,9 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import hmsa_core
-from app import common
 from hmsa_core.data.synthscapes import write_samples
 from hmsa_core.precision import resolve_precision
+from tests.apptest_env import use_samples
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
 TIMEOUT = 180
@@ -27,8 +27,7 @@ def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def app_env(samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(common.SAMPLES_DIR_ENV, str(samples_dir))
-    monkeypatch.setenv("HMSA_MODELS_DIR", str(tmp_path / "no_models"))
+    use_samples(samples_dir, monkeypatch, tmp_path / "no_models")
     monkeypatch.setenv("HMSA_GATE_TILE", "64")
     monkeypatch.setenv("HMSA_TILE_OVERLAP", "32")
     hmsa_core.DEFAULT_SCALE_CACHE.clear()

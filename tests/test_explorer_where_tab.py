@@ -14,9 +14,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import hmsa_core
-from app import common
 from app.explorer_parts import where_view
 from hmsa_core.data.synthscapes import write_samples
+from tests.apptest_env import use_samples
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
 SIZE = (64, 128)
@@ -42,10 +42,7 @@ def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def app_env(samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(common.SAMPLES_DIR_ENV, str(samples_dir))
-    monkeypatch.setenv("HMSA_MODELS_DIR", str(tmp_path / "no_models"))
-    hmsa_core.DEFAULT_SCALE_CACHE.clear()  # forward-pass counts must not depend on test order
-    return samples_dir
+    return use_samples(samples_dir, monkeypatch, tmp_path / "no_models")
 
 
 def _healthy(at: AppTest) -> AppTest:

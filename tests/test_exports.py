@@ -21,15 +21,14 @@ from analysis.exports import (
     mask_png_bytes,
     metrics_json,
 )
+from tests.tiny_models import noise_result
 
 SIZE = (64, 96)
 
 
 @pytest.fixture(scope="module")
 def result(model) -> hmsa_core.InferenceResult:
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
-    return hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, cache=None)
+    return noise_result(model, SIZE, seed=0)
 
 
 def test_indexed_png_round_trip_gives_prediction_and_palette(result) -> None:

@@ -32,11 +32,6 @@ class Pointwise(MultiScaleSegmenter):
 
 
 @pytest.fixture(scope="module")
-def lite():
-    return hmsa_core.load_model("hmsa-lite", "cpu")
-
-
-@pytest.fixture(scope="module")
 def image():
     return np.random.default_rng(3).integers(0, 256, (64, 96, 3), dtype=np.uint8)
 

@@ -47,11 +47,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, l
                 os.environ[key] = value
 
 
-def analyse(client: Client, image: Path, precision: str, gate: float) -> tuple:
+def analyse(
+    client: Client, image: Path, precision: str, gate: float, gate_by: str = "bound"
+) -> tuple:
     return client.predict(
         *page_inputs(
             image=handle_file(str(image)), method="hierarchical", model_name="hmsa-lite",
-            max_side=512, precision=precision, gate=gate,
+            max_side=512, precision=precision, gate=gate, gate_by=gate_by,
         ),
         api_name="/analyse",
     )  # fmt: skip
@@ -72,9 +74,11 @@ def test_precision_and_gate_reach_the_run_and_the_cost_table(served):
     assert table["computed %"][:3] == [100.0, 100.0, 100.0]
     summary = next(o for o in outputs if isinstance(o, str) and "GFLOPs" in o)
     assert "ran in fp32" in summary
-    gated = analyse(client, image, "fp32", 0.3)
+    # the exact bound keeps every tile of this sample once the lite model's 48-px context
+    # margin widens the windows; the confidence criterion at 0.5 skips some
+    gated = analyse(client, image, "fp32", 0.5, "confidence")
     table = cost_table(gated)
-    assert min(table["computed %"][:3]) < 100  # this sample skips tiles at 0.3
+    assert min(table["computed %"][:3]) < 100
     assert table["GFLOPs saved"][-1] > 0
     gallery = next(o for o in gated if isinstance(o, list) and o and isinstance(o[0], dict))
     captions = [item.get("caption") or "" for item in gallery]

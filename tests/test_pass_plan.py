@@ -16,11 +16,6 @@ from hmsa_core.results import mirror
 CASCADE = (0.5, 1.0, 2.0)
 
 
-@pytest.fixture(scope="module")
-def lite():
-    return hmsa_core.load_model("hmsa-lite", "cpu")
-
-
 def _image() -> torch.Tensor:
     """A (1, 3, 128, 256) input: flat on the left, noise on the right (gating splits it)."""
     image = torch.zeros((1, 3, 128, 256))

@@ -21,14 +21,14 @@ from analysis.scale_stats import (
 from hmsa_core.checkpoints.native import save_native
 from hmsa_core.data.sample import SegmentationSample
 from hmsa_core.labels import CITYSCAPES
+from tests.tiny_models import noise_result
 
 SIZE = (32, 48)
 
 
 @pytest.fixture(scope="module")
 def result(model) -> hmsa_core.InferenceResult:
-    image = np.random.default_rng(0).integers(0, 256, (*SIZE, 3), dtype=np.uint8)
-    return hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, cache=None)
+    return noise_result(model, SIZE, seed=0)
 
 
 def test_rows_sum_to_one_per_class(result) -> None:

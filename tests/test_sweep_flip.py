@@ -17,11 +17,6 @@ CASCADES = [(1.0,), (0.5, 1.0, 2.0)]
 
 
 @pytest.fixture(scope="module")
-def lite():
-    return hmsa_core.load_model("hmsa-lite", "cpu")
-
-
-@pytest.fixture(scope="module")
 def table(lite) -> SweepTable:
     return sweep(
         lite, _samples(), CASCADES, ["hierarchical", "mean"], progress=False,

@@ -178,6 +178,20 @@ def test_stop_keeps_frames_and_cancel_leaves_no_finished_file(
     assert list((tmp_path / "cancelled").iterdir()) == []
 
 
+def test_a_run_keeps_frame_order_and_restores_torch_threads(
+    tmp_path: Path, model: ColourModel
+) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    clip = write_clip(
+        tmp_path / "c.mp4", [labels_image(square_labels(16, 4 * i)) for i in range(3)]
+    )
+    summary = run_video(clip, tmp_path / "out", VideoRunSettings(scales=(1.0,)), model=model)
+    assert summary.frames == 3 and [s.number for s in summary.stats] == [0, 1, 2]
+    assert torch.get_num_threads() == before
+
+
 def test_odd_size_is_padded_even_and_rotation_applied(tmp_path: Path, model: ColourModel) -> None:
     odd = np.full((33, 65), BLUE)
     odd[:, :16] = RED

@@ -21,15 +21,14 @@ from analysis.where_views import (
     confidence_range,
 )
 from hmsa_core.confidence import confidence_maps, result_confidence
+from tests.tiny_models import noise_result
 
 SIZE = (40, 72)
 
 
 @pytest.fixture(scope="module")
 def result(model) -> hmsa_core.InferenceResult:
-    rng = np.random.default_rng(1)
-    image = rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
-    return hmsa_core.infer(image, (0.5, 1.0, 2.0), model=model, cache=None)
+    return noise_result(model, SIZE, seed=1)
 
 
 def test_grid_shows_merged_then_every_scale_with_the_exact_values(result) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hmsa_core import InferenceResult, infer
 from hmsa_core.models import build
 from hmsa_core.models.base import MultiScaleSegmenter
 from hmsa_core.models.mscale_ocr import ARCH
@@ -51,3 +52,14 @@ def seeded_lite(classes: int = 19, seed: int = 0) -> MultiScaleSegmenter:
 def noise_rgb(size: tuple[int, int], seed: int) -> np.ndarray:
     """Returns an ``(H, W, 3)`` uint8 image of uniform noise drawn with ``seed``."""
     return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+
+
+def noise_result(
+    model: MultiScaleSegmenter,
+    size: tuple[int, int],
+    seed: int = 0,
+    scales: tuple[float, ...] = (0.5, 1.0, 2.0),
+) -> InferenceResult:
+    """Returns the uncached :class:`InferenceResult` of ``model`` on :func:`noise_rgb` over
+    ``scales`` (the result most analysis tests start from)."""
+    return infer(noise_rgb(size, seed), scales, model=model, cache=None)

@@ -15,13 +15,11 @@ label file, its instances (values >= 1000: ``labelId * 1000 + k``) become the sa
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import overload
 
 import numpy as np
 
-from hmsa_core.data.sample import SegmentationSample
+from hmsa_core.data.sample import SampleView, SegmentationSample
 from hmsa_core.images import load_mask, load_rgb, rgb_to_uint8
 from hmsa_core.labels import label_ids_to_train_ids
 
@@ -59,7 +57,7 @@ def load_instances(label_path: Path, shape: tuple[int, int]) -> np.ndarray | Non
     return np.where(ids >= 1000, ids, 0).astype(np.int32)
 
 
-class Cityscapes(Sequence[SegmentationSample]):
+class Cityscapes(SampleView):
     """A Cityscapes split as a sequence of :class:`SegmentationSample` (loaded on access).
 
     Each sample's ``image`` is ``(H, W, 3)`` uint8 RGB and ``mask`` ``(H, W)`` int64 trainIds
@@ -106,16 +104,8 @@ class Cityscapes(Sequence[SegmentationSample]):
     def __len__(self) -> int:
         return len(self.image_paths)
 
-    @overload
-    def __getitem__(self, index: int) -> SegmentationSample: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[SegmentationSample]: ...
-
-    def __getitem__(self, index: int | slice) -> SegmentationSample | list[SegmentationSample]:
-        """Returns the sample at ``index`` (a list for a slice)."""
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def _item(self, index: int) -> SegmentationSample:
+        """Returns the sample at ``index`` (see :class:`SampleView` for indexing)."""
         image_path = self.image_paths[index]
         image = rgb_to_uint8(load_rgb(image_path))
         mask = label_ids_to_train_ids(load_mask(self.label_paths[index])).astype("int64")

@@ -18,11 +18,9 @@ Masks hold class ids (255 = ignore); palette PNGs are read as their indices, not
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import overload
 
-from hmsa_core.data.sample import SegmentationSample
+from hmsa_core.data.sample import SampleView, SegmentationSample
 from hmsa_core.images import load_mask, load_rgb, rgb_to_uint8
 from hmsa_core.labels import LabelSet
 
@@ -51,7 +49,7 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-class ImageFolder(Sequence[SegmentationSample]):
+class ImageFolder(SampleView):
     """A folder of images (and optional masks) as a sequence of :class:`SegmentationSample`.
 
     Each sample's ``image`` is ``(H, W, 3)`` uint8 RGB, ``mask`` ``(H, W)`` int64 class ids or
@@ -100,20 +98,12 @@ class ImageFolder(Sequence[SegmentationSample]):
     def __len__(self) -> int:
         return len(self.image_paths)
 
-    @overload
-    def __getitem__(self, index: int) -> SegmentationSample: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[SegmentationSample]: ...
-
-    def __getitem__(self, index: int | slice) -> SegmentationSample | list[SegmentationSample]:
-        """Returns the sample at ``index`` (a list for a slice).
+    def _item(self, index: int) -> SegmentationSample:
+        """Returns the sample at ``index`` (see :class:`SampleView` for indexing).
 
         Raises ``ValueError`` when the mask's size differs from the image's, or it holds ids
         outside ``labels``.
         """
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
         image_path = self.image_paths[index]
         image = rgb_to_uint8(load_rgb(image_path))
         mask_path = self.mask_paths[index]

@@ -28,14 +28,13 @@ Everything is vectorised numpy; a 512 x 1024 scene takes a few tens of milliseco
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import overload
 
 import numpy as np
 
-from hmsa_core.data.sample import SegmentationSample
+from hmsa_core.data.sample import SampleView, SegmentationSample
 from hmsa_core.data.synthscapes_draw import (
     Instances,
     _box,
@@ -128,7 +127,7 @@ def generate_scene(
     )
 
 
-class SynthScapes(Sequence[SegmentationSample]):
+class SynthScapes(SampleView):
     """A split of SynthScapes: ``length`` scenes generated on demand (deterministic).
 
     Train scene ``i`` is index ``i``; val scene ``i`` is index ``VAL_OFFSET + i``, so the splits
@@ -158,19 +157,8 @@ class SynthScapes(Sequence[SegmentationSample]):
     def __len__(self) -> int:
         return self.length
 
-    @overload
-    def __getitem__(self, i: int) -> SegmentationSample: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[SegmentationSample]: ...
-
-    def __getitem__(self, i: int | slice) -> SegmentationSample | list[SegmentationSample]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self.length))]
-        if i < 0:
-            i += self.length
-        if not 0 <= i < self.length:
-            raise IndexError(f"scene {i} out of range for {self.length} scenes")
+    def _item(self, i: int) -> SegmentationSample:
+        """Returns val/train scene ``i`` of this split (see :class:`SampleView` for indexing)."""
         index = self.index_of(i)
         sample = generate_scene(index, self.seed, self.size, split=self.split)
         return replace(sample, name=f"synthscapes/{self.split}/{i}")
