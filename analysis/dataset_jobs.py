@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from analysis.background import BackgroundJob
 from analysis.dataset_runs import RunSpec, load_run, run_dataset
 from hmsa_core.models.base import MultiScaleSegmenter
 
@@ -38,7 +39,7 @@ class JobProgress:
         return self.seconds / new * (self.total - self.done)
 
 
-class DatasetJob:
+class DatasetJob(BackgroundJob):
     """A :func:`run_dataset` call on a thread of its own, with a stop request.
 
     One job per run key per process (see :func:`start_job`): sessions asking for the same
@@ -46,31 +47,15 @@ class DatasetJob:
     """
 
     def __init__(self, spec: RunSpec, model: MultiScaleSegmenter) -> None:
+        """Prepares the run of ``spec`` with ``model`` (not started: see :meth:`start`)."""
         self.spec, self.model = spec, model
         self.progress = JobProgress()
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._work, name=f"dataset-run-{spec.key()}", daemon=True
-        )
-
-    def start(self) -> DatasetJob:
-        """Starts the thread; returns self."""
-        self._thread.start()
-        return self
+        super().__init__(f"dataset-run-{spec.key()}")
 
     def stop(self) -> None:
         """Asks the run to stop after the image it is scoring (the run is marked stopped)."""
         self._stop.set()
-
-    @property
-    def running(self) -> bool:
-        """Returns True while the thread runs."""
-        return self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Waits for the thread to end; returns True when it has."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def _on_image(self, done: int, total: int, seconds: float) -> bool:
         if self.progress.started_done < 0:
@@ -78,17 +63,11 @@ class DatasetJob:
         self.progress.done, self.progress.total, self.progress.seconds = done, total, seconds
         return self._stop.is_set()
 
-    def _work(self) -> None:
-        try:
-            stored = load_run(self.spec)
-            self.progress.done = stored.done if stored is not None else 0
-            run_dataset(self.spec, self.model, progress=self._on_image)
-        except ValueError as exc:
-            self.progress.error = str(exc)
-        except Exception as exc:  # a thread must report, not vanish
-            self.progress.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            self.progress.finished = True
+    def work(self, start: float) -> None:
+        """Resumes what is stored, then scores the rest (on the job's thread)."""
+        stored = load_run(self.spec)
+        self.progress.done = stored.done if stored is not None else 0
+        run_dataset(self.spec, self.model, progress=self._on_image)
 
 
 _JOBS: dict[str, DatasetJob] = {}

@@ -4,10 +4,10 @@ finished with the frames done and its summary says ``stopped``."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
+from analysis.background import BackgroundJob
 from analysis.temporal import FrameStats
 from analysis.video_run import VideoRun, VideoRunSummary
 
@@ -43,46 +43,23 @@ class VideoProgress:
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
 
-class VideoJob:
+class VideoJob(BackgroundJob):
     """Runs a prepared :class:`~analysis.video_run.VideoRun` on a daemon thread."""
 
     def __init__(self, run: VideoRun) -> None:
         """Wraps ``run`` (already opened: a bad clip has raised before any thread starts)."""
         self.run = run
         self.progress = VideoProgress(expected=run.expected_frames)
-        self._thread = threading.Thread(target=self._work, name="video-run", daemon=True)
-
-    def start(self) -> VideoJob:
-        """Starts the thread; returns self."""
-        self._thread.start()
-        return self
+        super().__init__("video-run")
 
     def stop(self) -> None:
         """Asks the run to end after the current frame, keeping the frames done."""
         self.run.stop()
 
-    @property
-    def running(self) -> bool:
-        """Returns True while the thread runs."""
-        return self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Waits for the thread to end; returns True when it has."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _work(self) -> None:
-        start = time.perf_counter()
-        try:
-            for stats in self.run.frames():
-                self.progress.done += 1
-                self.progress.last = stats
-                self.progress.seconds = time.perf_counter() - start
-            self.progress.summary = self.run.summary
-        except ValueError as exc:
-            self.progress.error = str(exc)
-        except Exception as exc:  # a thread must report, not vanish
-            self.progress.error = f"{type(exc).__name__}: {exc}"
-        finally:
+    def work(self, start: float) -> None:
+        """Processes the clip frame by frame (on the job's thread), then keeps its summary."""
+        for stats in self.run.frames():
+            self.progress.done += 1
+            self.progress.last = stats
             self.progress.seconds = time.perf_counter() - start
-            self.progress.finished = True
+        self.progress.summary = self.run.summary

@@ -64,6 +64,11 @@ class VideoRunSettings:
         temporal: flicker settings (methods followed, optical flow).
         videos: write the two videos.
         archive: write the ``.npz``.
+        overlap_max_pixels: frames of at most this many pixels are analysed beside the next
+            frame's inference; larger ones (e.g. 1024 x 2048) after it, with all of torch's
+            threads for the passes: there inference is nearly all the time, and a second frame
+            in flight would hold a second result (a clip then needs no more memory than one
+            image).
     """
 
     scales: tuple[float, ...] = (0.5, 1.0, 2.0)
@@ -78,6 +83,7 @@ class VideoRunSettings:
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     videos: bool = True
     archive: bool = True
+    overlap_max_pixels: int = 1024 * 1024
 
 
 @dataclass
@@ -163,16 +169,17 @@ class ClipMasks:
 
 
 @contextlib.contextmanager
-def _pipeline() -> Iterator[ThreadPoolExecutor]:
+def _pipeline() -> Iterator[tuple[ThreadPoolExecutor, int]]:
     """Yields a one-thread worker for the per-frame analysis and outputs, which then run beside
-    the next frame's inference: the calling thread's passes get one intra-op thread fewer
-    (at least one) and the worker one, so together they use the cores torch was given
-    instead of both waiting on each other's thread barriers; restored on exit."""
+    the next frame's inference, and torch's thread count before: the calling thread's passes
+    get one intra-op thread fewer (at least one) and the worker one, so together they use the
+    cores torch was given instead of both waiting on each other's thread barriers; restored
+    on exit."""
     threads = torch.get_num_threads()
     worker = ThreadPoolExecutor(1, "hmsa-video", initializer=torch.set_num_threads, initargs=(1,))
     torch.set_num_threads(max(1, threads - 1))
     try:
-        yield worker
+        yield worker, threads
     finally:
         worker.shutdown(wait=True)
         torch.set_num_threads(threads)
@@ -286,7 +293,7 @@ class VideoRun:
 
         pending: Future[FrameStats] | None = None
         try:
-            with _pipeline() as worker:
+            with _pipeline() as (worker, threads):
                 # frame n+1 is decoded and inferred here while the worker processes frame n
                 for result in self.video:
                     if pending is not None:
@@ -294,7 +301,12 @@ class VideoRun:
                         yield done.result()
                         if self._stop:
                             break
+                    large = result.pred.numel() > s.overlap_max_pixels
                     pending = worker.submit(process, result)
+                    del result  # only the worker holds the frame now
+                    if large:  # analysed before the next inference, which gets every thread
+                        torch.set_num_threads(threads)
+                        wait([pending])
                 if pending is not None:
                     done, pending = pending, None
                     yield done.result()

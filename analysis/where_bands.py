@@ -6,7 +6,8 @@ arg-max labels, its top softmax probability on every ``stride``-th pixel and (fo
 scale that won each pixel. :func:`band_maps` computes exactly those, a band of rows at a time:
 each scale's logits are resized to the output size once per band (shared by ``mean``, ``max``
 and every ``single:<s>``), so no ``(S, C, H, W)`` stack and no full-size merged logits ever
-exist, and a band's ``(C, rows, W)`` maps stay in cache.
+exist; only every ``stride``-th row and column of each resized scale is kept whole (a quarter of
+its size at stride 2), for the top probability.
 
 Exactness: a band is resized by :func:`hmsa_core.models.base.resize` (bilinear,
 ``align_corners=False``) of the source rows it depends on plus a margin, cut where the output
@@ -14,7 +15,11 @@ row's source coordinate ``(y + 0.5) * h / H - 0.5`` is a whole source row, so ev
 row gets the same interpolation weights from the same source rows as in the full-size resize:
 the bands are bit-identical to it (``tests/test_where_bands.py`` checks the labels and the
 whole report against the plain re-merge path). When ``h / H`` is not a short binary fraction
-(weights would round differently), that scale is resized once at full size instead.
+(weights would round differently), that scale is resized once at full size instead. The top
+probability is taken at the end on ``(C, ceil(H / k), ceil(W / k))`` tensors, the shape the
+plain path's :func:`analysis.calibration.top_probability` works on, because the vectorised
+``exp`` rounds an element differently at the tail of a loop: per band it would not be
+bit-identical on odd widths.
 """
 
 from __future__ import annotations
@@ -120,19 +125,21 @@ def _merged(kind: str, maps: Sequence[torch.Tensor]) -> torch.Tensor:
     return maps[0]
 
 
-def _max_labels(maps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def _max_labels(maps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, np.ndarray]:
     """Returns ``(pred (h, w) int64, chosen (h, w) uint8)`` of the max merge of ``(C, h, w)``
     maps: its arg-max class and the first map holding that class's maximum (the index
-    ``torch.stack(maps).max(0)`` gives there)."""
-    merged = _maximum(maps)
-    if bool(torch.isnan(merged).any()):  # NaN: the stack's own rule
+    ``torch.stack(maps).max(0)`` gives there). The small per-pixel steps run in NumPy (fewer
+    thread hand-offs on a busy machine)."""
+    best, pred = _maximum(maps).max(0)
+    top = best.numpy()
+    if np.isnan(top).any():  # NaN: the stack's own rule
         merged, source = torch.stack(list(maps)).max(0)
         pred = merged.max(0).indices
-        return pred, source.gather(0, pred[None])[0].to(torch.uint8)
-    best, pred = merged.max(0)
-    chosen = torch.full(pred.shape, len(maps) - 1, dtype=torch.uint8)
+        return pred, source.gather(0, pred[None])[0].to(torch.uint8).numpy()
+    chosen = np.full(top.shape, len(maps) - 1, dtype=np.uint8)
+    index = pred[None]
     for i in range(len(maps) - 2, -1, -1):  # the first maximum wins
-        chosen.masked_fill_(maps[i].gather(0, pred[None])[0] == best, i)
+        chosen[maps[i].gather(0, index)[0].numpy() == top] = i
     return pred, chosen
 
 
@@ -194,6 +201,9 @@ def band_maps(
     kh, kw = -(-h_out // k), -(-w_out // k)
     strided = {s: torch.empty((num_classes, kh, kw)) for s in needed}
     with torch.no_grad():
+        own_labels = own_pred
+        if own is not None and own_labels is None:
+            own_labels = own.max(0).indices
         for y0 in range(0, h_out, rows):
             y1 = min(h_out, y0 + rows)
             band = {s: resize_rows(x, size, y0, y1, st) for s, (x, st) in sources.items()}
@@ -201,11 +211,10 @@ def band_maps(
                 strided[s][:, y0 // k : -(-y1 // k)] = b[:, ::k, ::k]
             for name, (kind, cascade) in methods.items():
                 if kind == "own":
-                    ref = own if own_pred is None else None
-                    pred = own_pred[y0:y1] if ref is None else ref[:, y0:y1].max(0).indices  # type: ignore[index]
+                    pred = own_labels[y0:y1]  # type: ignore[index]
                 elif kind == "max":
                     pred, won = _max_labels([band[s] for s in sorted(cascade)])
-                    chosen[name][y0:y1] = won.numpy()
+                    chosen[name][y0:y1] = won
                 else:
                     pred = _merged(kind, [band[s] for s in _scales(kind, cascade)]).max(0).indices
                 preds[name][y0:y1] = pred.numpy()

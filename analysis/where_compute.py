@@ -74,6 +74,8 @@ class ImageInputs:
     notes: tuple[str, ...]
     gt_band_valid: np.ndarray | None = None  # (H, W) gt_band without ignore pixels
     gt_band_count: np.ndarray | None = None  # (C,) pixels of each class in gt_band_valid
+    dist_sel: np.ndarray | None = None  # (n,) bool: valid pixels of objects at a known distance
+    dist_base: np.ndarray | None = None  # (m,) distance_bin * C * C + gt * C of those pixels
 
     def pick(self, values: np.ndarray) -> np.ndarray:
         """Returns the labelled pixels of an ``(H, W)`` map, flat (a view when all are)."""
@@ -132,6 +134,11 @@ class ImageInputs:
         gt_band = inner_band(mask, dilation) if gt.size else np.zeros(mask.shape, bool)
         gt_band_valid = gt_band & valid.reshape(mask.shape)
         gt_band_count = np.bincount(mask[gt_band_valid].astype(np.int64), minlength=c)[:c]
+        dist_sel = dist_base = None
+        if dist_bin is not None and gt.size:
+            pix_bin = dist_bin[obj]
+            dist_sel = pix_bin >= 0
+            dist_base = (pix_bin[dist_sel] * c + gt[dist_sel]) * c
         return cls(
             size=(int(size[0]), int(size[1])), num_classes=c, class_names=tuple(labels.names),
             scales=scales, settings=settings, mask=mask, valid=valid, gt=gt, table=table,
@@ -140,7 +147,7 @@ class ImageInputs:
             band_base=(band * c + gt) * c,
             wdist_bin=wdist,
             gt_band=gt_band, dilation=dilation, notes=tuple(notes), gt_band_valid=gt_band_valid,
-            gt_band_count=gt_band_count,
+            gt_band_count=gt_band_count, dist_sel=dist_sel, dist_base=dist_base,
         )  # fmt: skip
 
 
@@ -322,10 +329,13 @@ def _score_objects(
     cm = np.bincount(inputs.size_base + pv, minlength=3 * c * c).reshape(3, c, c)
     size.by_size.confusion[method] += cm
     if size.by_distance is not None and inputs.dist_bin is not None:
-        pix_bin = inputs.dist_bin[inputs.obj]
-        sel = pix_bin >= 0
         b = len(size.by_distance.names)
-        idx = (pix_bin[sel] * c + inputs.gt[sel]) * c + pv[sel]
+        if inputs.dist_sel is not None and inputs.dist_base is not None:
+            idx = inputs.dist_base + pv[inputs.dist_sel]
+        else:
+            pix_bin = inputs.dist_bin[inputs.obj]
+            sel = pix_bin >= 0
+            idx = (pix_bin[sel] * c + inputs.gt[sel]) * c + pv[sel]
         size.by_distance.confusion[method] += np.bincount(idx, minlength=b * c * c).reshape(b, c, c)
 
 

@@ -5,9 +5,11 @@ scale, all re-merged from the held per-scale outputs (never a forward pass);
 :class:`WhereAccumulator` streams the same over a dataset with constant memory (confusion
 matrices, histograms and counts only) and reduces over ``torchrun`` ranks.
 
-Speed: every method's labels are taken once (arg-max in row chunks, uint8), and every table is
-one ``np.bincount`` over pixels (objects x classes, bands x classes x classes), never a loop
-over classes on full images.
+Speed: mean, max and single scales are merged in row bands that share each scale's resize
+(:mod:`analysis.where_bands`: only their labels, their strided top probability and max's
+winning scale are kept; the result's own method uses its own logits), and every table is one
+``np.bincount`` over pixels (objects x classes, bands x classes x classes), never a loop over
+classes on full images. ``fast=False`` re-merges every method in full (the same numbers).
 """
 
 from __future__ import annotations

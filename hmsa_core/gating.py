@@ -39,12 +39,13 @@ Every function here is pure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hmsa_core.exact_resize import resize_box
 from hmsa_core.merge import hierarchical_logits
 from hmsa_core.models.base import ScaleOutput, resize
 from hmsa_core.tiling import Box
@@ -320,7 +321,11 @@ def rectangle_cores(
     ]
 
 
-def fill_output(lower: Mapping[float, ScaleOutput], size: tuple[int, int]) -> ScaleOutput:
+def fill_output(
+    lower: Mapping[float, ScaleOutput],
+    size: tuple[int, int],
+    boxes: Sequence[Box] | None = None,
+) -> ScaleOutput:
     """Returns the :class:`ScaleOutput` a skipped region of the next scale takes, at ``size``:
     logits (and aux logits when every lower scale has them) = the hierarchical merge of the
     lower scales resized to ``size``; attention = 1 (the merge then ignores every higher
@@ -329,6 +334,11 @@ def fill_output(lower: Mapping[float, ScaleOutput], size: tuple[int, int]) -> Sc
     Args:
         lower: scale -> batched output of every lower scale (as gated).
         size: ``(h, w)`` of the scale being filled.
+        boxes: ``(top, bottom, left, right)`` pixels that need the fill, for a caller that
+            writes every other pixel of the logits: where each box can be resized from a crop
+            with the same bits (:func:`hmsa_core.exact_resize.resize_box`), only the boxes
+            of the logits are resized and their other pixels are left unset; otherwise, and
+            with ``None``, every pixel is filled (aux logits always are).
     """
     logits = {s: o.logits for s, o in lower.items()}
     attention = {s: o.attention for s, o in lower.items()}
@@ -338,7 +348,19 @@ def fill_output(lower: Mapping[float, ScaleOutput], size: tuple[int, int]) -> Sc
         t = t.float()
         return t.clone() if any(t is h for h in held) else t
 
-    merged = fresh(resize(hierarchical_logits(logits, attention), size))
+    def resized(t: torch.Tensor) -> torch.Tensor:
+        if boxes is not None:
+            out = torch.empty((*t.shape[:2], *size), dtype=torch.float32, device=t.device)
+            for top, bottom, left, right in boxes:
+                part = resize_box(t, size, (top, bottom, left, right))
+                if part is None:
+                    break
+                out[:, :, top:bottom, left:right] = part
+            else:
+                return out
+        return fresh(resize(t, size))
+
+    merged = resized(hierarchical_logits(logits, attention))
     aux = None
     if all(o.aux_logits is not None for o in lower.values()):
         aux_maps = {s: o.aux_logits for s, o in lower.items()}

@@ -17,12 +17,11 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
 from hmsa_core.limits import env_number
-from hmsa_core.video_write import VideoWriter, pad_even, partial_path
+from hmsa_core.video_write import ClosesOnExit, VideoWriter, pad_even, partial_path
 
 __all__ = [
     "Frame",
@@ -213,7 +212,7 @@ def shrunk_size(width: int, height: int, max_side: int | None) -> tuple[int, int
 
 
 @dataclass
-class VideoReader:
+class VideoReader(ClosesOnExit):
     """Streams the frames of a clip: ``with VideoReader(path) as r: for frame in r: ...``.
 
     Attributes:
@@ -254,17 +253,6 @@ class VideoReader:
             self._container.close()
             raise
         self._stopped_early = False
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Closes the container (safe to call twice)."""

@@ -12,6 +12,7 @@ import os
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import numpy as np
 
@@ -33,7 +34,38 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
-class VideoWriter:
+_Closing = TypeVar("_Closing", bound="ClosesOnExit")
+
+
+class ClosesOnExit:
+    """The ``with`` protocol of the video reader and writer: leaving the block normally calls
+    ``close()``, leaving it by an exception ``abort()`` (which is ``close()`` unless a
+    subclass has something to throw away)."""
+
+    def close(self) -> object:  # pragma: no cover - every subclass overrides it
+        """Finishes and releases the file."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Releases the file after a failure; returns nothing."""
+        self.close()
+
+    def __enter__(self: _Closing) -> _Closing:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoWriter(ClosesOnExit):
     """Encodes RGB frames to an H.264 MP4 that browsers play, one frame at a time.
 
     Written to ``<stem>.partial.mp4`` and renamed to ``path`` by :meth:`close`; :meth:`abort`
@@ -121,17 +153,3 @@ class VideoWriter:
                 self._container.close()
             self._container = None
         partial_path(self.path).unlink(missing_ok=True)
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

@@ -3,6 +3,8 @@ module shares (samples, an empty models folder, a clear per-scale cache) and its
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,20 @@ def use_samples(folder: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path)
     return folder
 
 
+def module_samples(
+    factory: pytest.TempPathFactory,
+    count: int = 2,
+    size: tuple[int, int] = (64, 128),
+    seed: int = 3,
+    name: str = "samples",
+) -> Path:
+    """Writes ``count`` SynthScapes samples of ``size`` into a fresh folder of ``factory`` (for
+    a module-scoped fixture shared by a module's tests); returns the folder."""
+    folder = factory.mktemp(name)
+    write_samples(folder, count=count, size=size, seed=seed)
+    return folder
+
+
 def explorer_samples(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -45,3 +61,30 @@ def healthy(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     return at
+
+
+def progress_text(at: AppTest) -> str:
+    """Returns the text of the page's first progress bar, or ``""`` when it shows none."""
+    bars = at.get("progress")
+    return bars[0].proto.text if bars else ""
+
+
+def rerun_until(
+    at: AppTest, done: Callable[[AppTest], bool], what: str, seconds: float = 120.0
+) -> AppTest:
+    """Reruns ``at`` every 0.2 s until ``done(at)`` (a background job polled by the page);
+    returns ``at``. Fails with ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not done(at):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+        at.run()
+    return at
+
+
+def open_page(page: str, timeout: float = 120) -> AppTest:
+    """Returns an AppTest of the explorer (:data:`APP`, each run allowed ``timeout`` seconds)
+    that ran its main page, then switched to ``page`` (e.g. ``"pages/2_Video.py"``) and ran it."""
+    at = AppTest.from_file(str(APP), default_timeout=timeout)
+    at.run()
+    return at.switch_page(page).run()

@@ -189,3 +189,12 @@ def noise_images(
         Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
         paths.append(path)
     return paths
+
+
+def click_download(page: Any, button: Any, path: Path, timeout_ms: float) -> Path:
+    """Clicks ``button`` on ``page`` (playwright objects), saves the download it starts to
+    ``path`` and returns ``path``."""
+    with page.expect_download(timeout=timeout_ms) as download:
+        button.click()
+    download.value.save_as(path)
+    return path

@@ -20,8 +20,8 @@ from streamlit.testing.v1 import AppTest
 import hmsa_core
 from app import common
 from hmsa_core.checkpoints.native import save_native
-from hmsa_core.data.synthscapes import generate_scene, write_samples
-from tests.apptest_env import use_samples
+from hmsa_core.data.synthscapes import generate_scene
+from tests.apptest_env import module_samples, use_samples
 from tests.hostile_files import WritesMarker
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
@@ -31,9 +31,7 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("samples")
-    write_samples(folder, count=2, size=SIZE, seed=3)
-    return folder
+    return module_samples(tmp_path_factory, size=SIZE)
 
 
 @pytest.fixture

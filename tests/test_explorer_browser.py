@@ -17,6 +17,7 @@ from hmsa_core.data.synthscapes import generate_scene
 from tests.browser import (
     REQUIRE_ENV,
     chromium_or_skip,
+    click_download,
     explorer_env,
     local_page,
     streamlit_explorer,
@@ -108,16 +109,13 @@ def test_upload_change_cascade_and_see_attention_and_iou(
 
         main.get_by_role("tab", name="Downloads").click()
         panel = main.get_by_role("tabpanel").filter(visible=True)
-        with page.expect_download(timeout=WAIT_MS) as download:
-            panel.get_by_role("button", name="Mask (PNG)").click()
-        mask_file = tmp_path / "downloaded_mask.png"
-        download.value.save_as(mask_file)
+        mask_file = click_download(
+            page, panel.get_by_role("button", name="Mask (PNG)"), tmp_path / "mask.png", WAIT_MS
+        )
         with Image.open(mask_file) as downloaded:
             assert downloaded.size == (192, 96)
-        with page.expect_download(timeout=WAIT_MS) as download:
-            panel.get_by_role("button", name="Report (HTML)").click()
-        report = tmp_path / "report.html"
-        download.value.save_as(report)
+        button = panel.get_by_role("button", name="Report (HTML)")
+        report = click_download(page, button, tmp_path / "report.html", WAIT_MS)
         html = report.read_text(encoding="utf-8")
         assert "<html" in html.lower() and "0.75" in html
     assert (tmp_path / "explorer_iou.png").stat().st_size > 10_000

@@ -13,7 +13,13 @@ from urllib.parse import urlencode
 import pytest
 
 from hmsa_core.data.synthscapes import write_samples
-from tests.browser import CHROMIUM_ARGS, chromium_or_skip, playwright_or_skip, streamlit_explorer
+from tests.browser import (
+    CHROMIUM_ARGS,
+    chromium_or_skip,
+    click_download,
+    playwright_or_skip,
+    streamlit_explorer,
+)
 
 WAIT_MS = 90_000
 #: Size, size weights, trimap, Boundary IoU, boundary weights, reliability, confidence maps.
@@ -72,10 +78,8 @@ def test_the_where_tab_renders_its_plots(server: str, tmp_path: Path) -> None:
             page.set_viewport_size({"width": 1500, "height": 1100})
             main.get_by_role("tab", name="Downloads").click()
             panel = main.get_by_role("tabpanel").filter(visible=True)
-            with page.expect_download(timeout=WAIT_MS) as download:
-                panel.get_by_role("button", name="Report (HTML)").click()
-            report = tmp_path / "report.html"
-            download.value.save_as(report)
+            button = panel.get_by_role("button", name="Report (HTML)")
+            report = click_download(page, button, tmp_path / "report.html", WAIT_MS)
             html = report.read_text(encoding="utf-8")
             assert "Where each scale wins" in html and "ECE (%)" in html
         finally:

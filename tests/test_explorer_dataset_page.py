@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,8 @@ import hmsa_core
 from analysis import dataset_jobs, dataset_runs
 from analysis.dataset_sources import DataSource
 from hmsa_core.data.synthscapes import SynthScapes
-from tests.apptest_env import explorer_samples, healthy
+from tests.apptest_env import explorer_samples, healthy, open_page, progress_text, rerun_until
 
-APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
 PAGE = "pages/1_Dataset.py"
 SCENES = 60  # enough that the run is still going when Stop is pressed
 SIZE = (64, 128)
@@ -42,9 +40,7 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _dataset_page(count: int = SCENES) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
+    at = open_page(PAGE)
     at.number_input(key="ds_count").set_value(count)
     at.selectbox(key="ds_size").set_value(SIZE)
     at.text_input(key="ds_cascades").set_value("0.5;1;0.5,1;0.5,1,2")
@@ -52,9 +48,9 @@ def _dataset_page(count: int = SCENES) -> AppTest:
     return healthy(at)
 
 
-def _progress_text(at: AppTest) -> str:
-    bars = at.get("progress")
-    return bars[0].proto.text if bars else ""
+def _scored(progress: str) -> bool:
+    """Returns True once the progress bar's text says an image was scored."""
+    return bool(progress) and not progress.startswith("0 of")
 
 
 def test_run_stop_halfway_reopen_from_disk_and_open_a_row(app_env):
@@ -62,12 +58,8 @@ def test_run_stop_halfway_reopen_from_disk_and_open_a_row(app_env):
     assert any("Nothing stored" in i.value for i in at.info)
     at.button(key="ds_run").click().run()
     healthy(at)
-    deadline = time.monotonic() + 120
-    while "0 of" in _progress_text(at) or not _progress_text(at):
-        assert time.monotonic() < deadline, "the run never scored an image"
-        time.sleep(0.2)
-        at.run()
-    assert f"of {SCENES} images done" in _progress_text(at) and "ETA" in _progress_text(at)
+    rerun_until(at, lambda a: _scored(progress_text(a)), "the run never scored an image")
+    assert f"of {SCENES} images done" in progress_text(at) and "ETA" in progress_text(at)
     at.button(key="ds_stop").click().run()
     healthy(at)
     status = " ".join(w.value for w in at.warning)
@@ -130,12 +122,10 @@ def test_run_stop_halfway_reopen_from_disk_and_open_a_row(app_env):
 def _run_to_the_end(at: AppTest, count: int) -> AppTest:
     """Presses Run and reruns the page until it says the run of ``count`` images is complete."""
     at.button(key="ds_run").click().run()
-    deadline = time.monotonic() + 120
-    while not any(f"Complete: {count} of {count}" in s.value for s in at.success):
-        assert time.monotonic() < deadline, "the run did not finish"
-        time.sleep(0.3)
-        at.run()
-    return at
+    complete = f"Complete: {count} of {count}"
+    return rerun_until(
+        at, lambda a: any(complete in s.value for s in a.success), "the run did not finish"
+    )
 
 
 def _chart_keys(at: AppTest) -> set[str]:
@@ -207,9 +197,7 @@ def test_a_command_line_sweep_csv_shows_in_the_same_views(app_env, tmp_path):
         ["hierarchical", "mean"],
     )
     csv_path = dataset_runs.run_dataset(spec, model).table().to_csv(tmp_path / "cli.csv")
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
+    at = open_page(PAGE)
     at.radio(key="ds_source").set_value("Sweep CSV (command line)").run()
     healthy(at)
     assert any("Upload a sweep CSV" in i.value for i in at.info)
@@ -225,9 +213,7 @@ def test_a_command_line_sweep_csv_shows_in_the_same_views(app_env, tmp_path):
 
 
 def test_a_bad_folder_says_what_to_fix_and_the_page_keeps_working(app_env, tmp_path):
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
+    at = open_page(PAGE)
     at.radio(key="ds_source").set_value("Folder of images with masks").run()
     at.text_input(key="ds_location").set_value(str(tmp_path / "missing")).run()
     assert not at.exception
@@ -243,8 +229,6 @@ def test_a_bad_folder_says_what_to_fix_and_the_page_keeps_working(app_env, tmp_p
 
 def test_server_folders_can_be_withheld_from_visitors(app_env, monkeypatch):
     monkeypatch.setenv("HMSA_DATASET_FOLDERS", "0")
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
+    at = open_page(PAGE)
     healthy(at)
     assert at.radio(key="ds_source").options == ["SynthScapes val", "Sweep CSV (command line)"]

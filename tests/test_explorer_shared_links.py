@@ -214,3 +214,51 @@ def test_a_flip_link_runs_the_mirrored_passes_and_switching_flip_off_needs_no_pa
     assert not plain.flip and at.session_state["hmsa_forward_passes"] == passes  # re-merged
     assert "flip" not in dict(at.query_params)
     assert not plain.logits.equal(result.logits)  # the mirrored passes changed the merge
+
+
+def test_gate_and_criterion_travel_in_the_link_and_bad_values_fall_back():
+    view = query.SharedView("hmsa-lite", cascade=(0.5, 1.0), gate=0.3, gate_by="attention")
+    params = query.to_params(view)
+    assert params == {
+        "model": "hmsa-lite",
+        "cascade": "0.5,1",
+        "gate": "0.3",
+        "gate_by": "attention",
+    }
+    assert query.parse_view(params, KNOWN) == (view, [])
+    # defaults (no gate, the exact bound) write no parameter
+    assert query.to_params(query.SharedView(gate=0.0, gate_by="bound")) == {}
+    assert query.parse_view({"gate": "0.333"}, KNOWN)[0].gate == 0.33  # the slider's step
+    for bad in ("0.9", "-0.1", "nan", "inf", "abc"):
+        view, notices = query.parse_view({"gate": bad}, KNOWN)
+        assert view.gate is None and len(notices) == 1 and "gating is left off" in notices[0]
+    view, notices = query.parse_view({"gate": "0.2", "gate_by": "__import__('os')"}, KNOWN)
+    assert (view.gate, view.gate_by) == (0.2, None)
+    assert len(notices) == 1 and "Unknown gate criterion" in notices[0]
+    widgets = query.widget_values(
+        query.SharedView(gate=0.2, gate_by="confidence"), [0.5, 1.0], "Bundled", "tab"
+    )
+    assert widgets == {query.KEY_GATE: 0.2, query.KEY_GATE_BY: "confidence"}
+
+
+def test_a_gated_link_runs_gated_and_the_page_writes_the_gate_back(app_env, monkeypatch):
+    monkeypatch.setenv("HMSA_GATE_TILE", "32")
+    link = {"cascade": "0.5,1", "gate": "0.45", "gate_by": "attention"}
+    at = _run(link)
+    assert not at.warning
+    assert at.slider(key="gate").value == pytest.approx(0.45)
+    assert at.radio(key="gate_by").value == "attention"
+    result = at.session_state["hmsa_result"]
+    assert (result.cost.gate_by, result.cost.gate) == ("attention", pytest.approx(0.45))
+    assert result.gate_approximate
+    assert {k: dict(at.query_params)[k] for k in link} == link
+    at.radio(key="gate_by").set_value("confidence").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert dict(at.query_params)["gate_by"] == "confidence"
+    assert at.session_state["hmsa_result"].cost.gate_by == "confidence"
+    at.slider(key="gate").set_value(0.0).run()
+    assert "gate" not in dict(at.query_params)
+    bad = _run({"gate": "7", "gate_by": "guess"})
+    notices = [w.value for w in bad.warning]
+    assert len(notices) == 2 and any("gating is left off" in n for n in notices)
+    assert bad.slider(key="gate").value == 0.0 and bad.radio(key="gate_by").value == "bound"

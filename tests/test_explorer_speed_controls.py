@@ -10,9 +10,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import hmsa_core
-from hmsa_core.data.synthscapes import write_samples
 from hmsa_core.precision import resolve_precision
-from tests.apptest_env import use_samples
+from tests.apptest_env import module_samples, use_samples
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
 TIMEOUT = 180
@@ -20,9 +19,7 @@ TIMEOUT = 180
 
 @pytest.fixture(scope="module")
 def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("speed_samples")
-    write_samples(folder, count=2, size=(256, 512), seed=3)
-    return folder
+    return module_samples(tmp_path_factory, size=(256, 512), name="speed_samples")
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 import hmsa_core
 from app.explorer_parts import where_view
-from hmsa_core.data.synthscapes import write_samples
-from tests.apptest_env import use_samples
+from tests.apptest_env import module_samples, use_samples
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
 SIZE = (64, 128)
@@ -35,9 +34,7 @@ MASK_CHARTS = {
 
 @pytest.fixture(scope="module")
 def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("samples")
-    write_samples(folder, count=2, size=SIZE, seed=3)
-    return folder
+    return module_samples(tmp_path_factory, size=SIZE)
 
 
 @pytest.fixture

@@ -171,6 +171,30 @@ def test_flip_runs_each_scale_mirrored_too_and_old_clients_get_no_flip(served) -
     assert [row[0] for row in outputs[6]["data"]] == [0.5, 0.5, 1.0, 1.0, "total"]
 
 
+def test_gate_by_reaches_the_run_and_the_data_reports_each_pass_skipped_share(
+    served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, samples, _ = served
+    monkeypatch.setenv("HMSA_GATE_TILE", "32")  # read per request; the app runs in-process
+    image = handle_file(str(samples[0].image_path))
+    kwargs = {"scales": [0.5, 1.0], "max_side": 128, "arrays": False, "api_name": "/segment"}
+    _, plain, _ = client.predict(image=image, **kwargs)  # as a client from before the gate
+    assert (plain["gate"], plain["gate_by"], plain["gate_note"]) == (0.0, "bound", "")
+    assert [p["skipped"] for p in plain["per_scale"]] == [0.0, 0.0]
+    _, gated, _ = client.predict(image=image, gate=0.9, gate_by="attention", **kwargs)
+    assert (gated["gate"], gated["gate_by"], gated["gate_approximate"]) == (0.9, "attention", True)
+    assert "gated by attention (tau 0.9)" in gated["gate_note"]
+    lowest, top = gated["per_scale"]
+    assert lowest["skipped"] == 0.0 and 0.0 < top["skipped"] < 1.0  # the lowest scale runs whole
+    assert gated["total_gflops"] < plain["total_gflops"]
+    _, bound, _ = client.predict(image=image, gate=0.9, **kwargs)  # criterion left out: bound
+    assert bound["gate_by"] == "bound" and not bound["gate_approximate"]
+    with pytest.raises(AppError):
+        client.predict(image=image, gate=0.9, gate_by="guess", **kwargs)
+    with pytest.raises(AppError, match="gate must be in"):
+        client.predict(image=image, gate=1.5, gate_by="attention", **kwargs)
+
+
 def test_a_wrong_mask_is_refused_before_any_forward_pass(served, tmp_path: Path) -> None:
     client, _, _ = served
     path = tmp_path / "fresh.png"

@@ -44,3 +44,5 @@ def test_the_notebook_runs_top_to_bottom_offline(tmp_path: Path, monkeypatch) ->
     assert "skipped: the pretrained model is not available here" in text
     assert "HMSA_OFFLINE" in text  # the reason, with what to do
     assert "small-object recall" in text and "ECE" in text  # where each scale wins
+    assert "GFLOPs with flip" in text  # flip as a pass
+    assert "gated by attention (tau 0.7): approximate" in text  # gate criteria

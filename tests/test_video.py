@@ -178,8 +178,9 @@ def test_stop_keeps_frames_and_cancel_leaves_no_finished_file(
     assert list((tmp_path / "cancelled").iterdir()) == []
 
 
+@pytest.mark.parametrize("overlap_max_pixels", [1024 * 1024, 0])  # 0: every frame "large"
 def test_a_run_keeps_frame_order_and_restores_torch_threads(
-    tmp_path: Path, model: ColourModel
+    tmp_path: Path, model: ColourModel, overlap_max_pixels: int
 ) -> None:
     import torch
 
@@ -187,8 +188,12 @@ def test_a_run_keeps_frame_order_and_restores_torch_threads(
     clip = write_clip(
         tmp_path / "c.mp4", [labels_image(square_labels(16, 4 * i)) for i in range(3)]
     )
-    summary = run_video(clip, tmp_path / "out", VideoRunSettings(scales=(1.0,)), model=model)
+    settings = VideoRunSettings(scales=(1.0,), overlap_max_pixels=overlap_max_pixels)
+    summary = run_video(clip, tmp_path / "out", settings, model=model)
     assert summary.frames == 3 and [s.number for s in summary.stats] == [0, 1, 2]
+    assert summary.stats[0].flicker and all(
+        v > 0 for s in summary.stats[1:] for v in s.flicker.values()
+    )  # each frame compared with the one before it: the square moved
     assert torch.get_num_threads() == before
 
 

@@ -1,12 +1,15 @@
 """The Gradio Video tab: its ``/video`` endpoint over real HTTP with ``gradio_client``
 (bundled clip, bad uploads refused with a message and the app still serving), and in
-chromium the output ``<video>`` loads and plays. The frame cap is lowered so runs are short.
+chromium the output ``<video>`` loads and plays, and Cancel stops a running clip leaving no
+file under a finished name. The frame cap is lowered so runs are short.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +96,39 @@ def test_output_video_loads_and_plays_in_chromium(served, chromium: str, tmp_pat
         assert played[0] >= 2 and played[1] > 0 and played[2] > 0
         page.screenshot(path=str(tmp_path / "video_tab.png"), full_page=True)
     assert outside == []
+
+
+#: The names a finished run gives its files (a cancelled one must leave none of them).
+FINISHED = ("*_overlay.mp4", "*_scales.mp4", "*_frames.npz", "*_summary.json")
+
+
+def test_cancel_in_chromium_stops_the_run_and_leaves_no_finished_file(
+    served, chromium: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = served
+    monkeypatch.setenv("HMSA_MAX_VIDEO_FRAMES", "50")  # read per run: the whole drive clip
+    runs = tmp_path / "tmp"
+    runs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(runs))  # where the tab's run folder goes
+    with local_page(playwright_or_skip(), chromium) as page:
+        page.goto(url)
+        page.get_by_role("tab", name="Video").click()
+        page.locator("#video-run").click()
+        page.locator("#video-status").get_by_text("Processing: frame 1 of 50").wait_for(
+            timeout=60_000
+        )
+        page.locator("#video-cancel").click()
+        deadline = time.monotonic() + 30
+        folders: list[Path] = []
+        while time.monotonic() < deadline:
+            folders = list(runs.glob("hmsa-video-*"))
+            if folders and not any(".partial." in f.name for f in folders[0].iterdir()):
+                break
+            time.sleep(0.2)
+        assert len(folders) == 1, "the run never started in the test's temporary folder"
+        left = sorted(f.name for f in folders[0].iterdir())
+        assert not [n for n in left if ".partial." in n], f"partial files kept: {left}"
+        assert not [f for pattern in FINISHED for f in folders[0].glob(pattern)], left
+        page.wait_for_timeout(1000)
+        assert "frame(s)" not in page.locator("#video-status").inner_text()
+        assert page.locator("#video-overlay video").count() == 0

@@ -4,13 +4,11 @@ then the videos, the flicker table and the frame slider from the kept arrays."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.apptest_env import APP, healthy, use_samples
+from tests.apptest_env import healthy, open_page, progress_text, rerun_until, use_samples
 
 PAGE = "pages/2_Video.py"
 
@@ -21,32 +19,21 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HMSA_MAX_VIDEO_FRAMES", "40")
 
 
-def _progress_text(at: AppTest) -> str:
-    bars = at.get("progress")
-    return bars[0].proto.text if bars else ""
-
-
 def test_run_stop_keeps_frames_and_slider_reads_them(app_env) -> None:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE).run()
+    at = open_page(PAGE)
     at.text_input(key="video_cascade").set_value("0.5, 1").run()
     healthy(at)
     assert any("HMSA_MAX_VIDEO_FRAMES" in c.value for c in at.caption)
     at.button(key="video_run").click().run()
     healthy(at)
-    deadline = time.monotonic() + 120
-    while "frame 0 of" in _progress_text(at) or not _progress_text(at):
-        assert time.monotonic() < deadline, "the run never finished a frame"
-        time.sleep(0.2)
-        at.run()
-    assert "of 40" in _progress_text(at)
+    rerun_until(
+        at,
+        lambda a: bool(progress_text(a)) and not progress_text(a).startswith("frame 0 of"),
+        "the run never finished a frame",
+    )
+    assert "of 40" in progress_text(at)
     at.button(key="video_stop").click().run()
-    deadline = time.monotonic() + 60
-    while at.get("progress"):
-        assert time.monotonic() < deadline, "the run did not stop"
-        time.sleep(0.2)
-        at.run()
+    rerun_until(at, lambda a: not a.get("progress"), "the run did not stop", seconds=60)
     healthy(at)
     status = " ".join(w.value for w in at.warning)
     assert "Stopped after" in status

@@ -64,6 +64,10 @@ def test_band_maps_give_the_labels_and_top_probability_of_the_full_merges(
         "mean@1,2": ("mean", (1.0, 2.0)),
     }  # fmt: skip
     maps = band_maps(outputs, methods, result.size, 2, band_rows=8)
+    own = band_maps(outputs, {"own": ("own", (0.5, 1.0, 2.0))}, result.size, 2, own=result.logits)
+    pred, prob = top_probability(result.logits, 2)
+    assert np.array_equal(own["own"].pred, pred.numpy())
+    assert np.array_equal(own["own"].top_prob, prob.numpy())
     for name, (kind, cascade) in methods.items():
         merged = merge({s: result.per_scale[s] for s in cascade}, kind, output_size=result.size)
         pred, prob = top_probability(merged.logits[0], 2)

@@ -4,9 +4,12 @@
 
 * one result of ``--size`` (default 1024 x 2048) with its SynthScapes mask: seconds of
   :func:`analysis.where_scales.analyse_where` (default methods: hierarchical, mean, max and
-  every single scale, all re-merged from the held outputs), the median of ``--repeats`` runs
-  after a warm-up, and one run per method alone; and its peak extra memory (resident set
-  sampled every 2 ms) against the result's own merged logits (targets: 0.5 s, 2x);
+  every single scale, all re-merged from the held outputs: mean, max and single scales in row
+  bands), the median of ``--repeats`` runs after a warm-up, the same with every method
+  re-merged in full (``fast=False``, the reference path, timed in the same run so that both
+  see the same machine load), and one run per method alone; and its peak extra memory
+  (resident set sampled every 2 ms) against the result's own merged logits (targets: 0.5 s,
+  2x);
 * over ``--count`` SynthScapes val images at ``--dataset-size`` (default 512 x 1024): seconds
   of the sweep (default cascades, methods hierarchical, mean, max, single) alone and with the
   where accumulator (target: at most 20% more).
@@ -69,13 +72,14 @@ def bench_one(args: argparse.Namespace, model: hmsa_core.MultiScaleSegmenter) ->
     mask = scene.mask
     logits_mib = result.logits.numel() * result.logits.element_size() / 2**20
 
-    def run(methods: tuple[str, ...] | None = None) -> object:
+    def run(methods: tuple[str, ...] | None = None, fast: bool = True) -> object:
         return analyse_where(
             result, mask, instances=scene.instances, distances=scene.object_distance,
-            methods=methods,
+            methods=methods, fast=fast,
         )  # fmt: skip
 
     whole = time_it(run, args.repeats)
+    plain = time_it(lambda: run(fast=False), args.repeats)
     peak = peak_extra_bytes(run) / 2**20
     print(
         f"one {size[0]} x {size[1]} result, scales {args.scales}, {torch.get_num_threads()} threads"
@@ -83,6 +87,10 @@ def bench_one(args: argparse.Namespace, model: hmsa_core.MultiScaleSegmenter) ->
     print("| analysis | median s | min s | max s |")
     print("|---|---:|---:|---:|")
     print(f"| all methods | {whole.median:.3f} | {whole.low:.3f} | {whole.high:.3f} |")
+    print(
+        f"| all methods, full re-merges (fast=False) | {plain.median:.3f} | {plain.low:.3f} | "
+        f"{plain.high:.3f} |"
+    )
     for m in default_methods(result.scales):
         t = time_it(lambda m=m: run((m,)), max(1, args.repeats // 2))
         print(f"| {m} alone | {t.median:.3f} | {t.low:.3f} | {t.high:.3f} |")

@@ -1,8 +1,10 @@
-"""Shareable explorer views: the URL query (``?model=...&image=...&cascade=...&flip=1``) as data.
+"""Shareable explorer views: the URL query (``?model=...&image=...&cascade=...&gate=0.3&
+gate_by=attention&flip=1``) as data.
 
 Pure functions, no Streamlit: :func:`parse_view` turns query parameters into a
 :class:`SharedView` plus a notice for every value it had to drop (unknown model or sample,
-malformed cascade, unknown method or tab, over-long or repeated values); :func:`to_params` is
+malformed cascade, unknown method, gate criterion or tab, a gate out of the slider's range,
+over-long or repeated values); :func:`to_params` is
 the inverse; :func:`widget_values` maps a view onto the explorer's widget keys. Query values
 come from whoever wrote the link: they are only compared with known names and parsed as
 numbers, never used as paths or code.
@@ -16,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hmsa_core.cascade import parse_scales, validate_scales
+from hmsa_core.gating import GATE_CRITERIA
 from hmsa_core.limits import InputLimits
 from hmsa_core.merge import parse_method
 
@@ -25,17 +28,27 @@ PARAM_CASCADE = "cascade"
 PARAM_METHOD = "method"
 PARAM_TAB = "tab"
 PARAM_FLIP = "flip"
+PARAM_GATE = "gate"
+PARAM_GATE_BY = "gate_by"
 #: The query parameters a view is made of, in URL order.
 PARAMS: tuple[str, ...] = (
     PARAM_MODEL,
     PARAM_IMAGE,
     PARAM_CASCADE,
     PARAM_METHOD,
+    PARAM_GATE,
+    PARAM_GATE_BY,
     PARAM_FLIP,
     PARAM_TAB,
 )
 #: Query values of the flip switch: on and off.
 FLIP_ON, FLIP_OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+#: The largest attention gate the explorer's slider offers (and a link may set).
+MAX_GATE = 0.5
+#: The gate slider's step: a linked gate is rounded to it.
+GATE_STEP = 0.01
+#: The gate criterion a link leaves out (the engine's default).
+DEFAULT_GATE_BY = "bound"
 #: Longest query value considered; longer ones are dropped with a notice.
 MAX_VALUE_CHARS = 200
 
@@ -47,6 +60,8 @@ KEY_PILLS = "scale_pills"
 KEY_EXTRA = "extra_scales"
 KEY_METHOD = "method"
 KEY_FLIP = "flip"
+KEY_GATE = "gate"
+KEY_GATE_BY = "gate_by"
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,8 @@ class SharedView:
             ``single:<s>``).
         tab: a result tab's label.
         flip: whether the passes also run on the mirrored image (flip testing).
+        gate: the attention-gate threshold, 0 to :data:`MAX_GATE` (0: every pass runs whole).
+        gate_by: the gate criterion, one of :data:`hmsa_core.gating.GATE_CRITERIA`.
     """
 
     model: str | None = None
@@ -69,6 +86,8 @@ class SharedView:
     method: str | None = None
     tab: str | None = None
     flip: bool | None = None
+    gate: float | None = None
+    gate_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +165,18 @@ def parse_method_value(value: str) -> str:
     return f"single:{scale:g}"
 
 
+def parse_gate_value(value: str) -> float:
+    """Returns the gate of a query value such as ``"0.3"``, rounded to :data:`GATE_STEP`.
+
+    Raises:
+        ValueError: not a number, or outside 0 to :data:`MAX_GATE`.
+    """
+    gate = float(value)
+    if not math.isfinite(gate) or not 0.0 <= gate <= MAX_GATE:
+        raise ValueError(f"the gate must be a number from 0 to {MAX_GATE:g}, got {value!r}")
+    return round(round(gate / GATE_STEP) * GATE_STEP, 6)
+
+
 def parse_view(params: Mapping[str, object], known: KnownNames) -> tuple[SharedView, list[str]]:
     """Returns the :class:`SharedView` of query ``params`` and the notices for every value
     that was dropped (the default is used for it). Parameters other than :data:`PARAMS` are
@@ -181,7 +212,17 @@ def parse_view(params: Mapping[str, object], known: KnownNames) -> tuple[SharedV
             notices.append(
                 f"Flip {_shown(raw[PARAM_FLIP])} in the link is neither 1 nor 0; flip is left off."
             )
-    return SharedView(model, image, cascade, method, tab, flip), notices
+    gate = None
+    if raw.get(PARAM_GATE) is not None:
+        try:
+            gate = parse_gate_value(str(raw[PARAM_GATE]))
+        except ValueError:
+            notices.append(
+                f"Gate {_shown(raw[PARAM_GATE])} in the link is not a number from 0 to "
+                f"{MAX_GATE:g}; gating is left off."
+            )
+    gate_by = _one_of("gate criterion", raw.get(PARAM_GATE_BY), GATE_CRITERIA, notices)
+    return SharedView(model, image, cascade, method, tab, flip, gate, gate_by), notices
 
 
 def check_method(view: SharedView, options: Iterable[str]) -> tuple[SharedView, str | None]:
@@ -209,6 +250,8 @@ def to_params(view: SharedView) -> dict[str, str]:
         PARAM_IMAGE: view.image,
         PARAM_CASCADE: None if view.cascade is None else format_cascade_value(view.cascade),
         PARAM_METHOD: view.method,
+        PARAM_GATE: f"{view.gate:g}" if view.gate else None,
+        PARAM_GATE_BY: view.gate_by if view.gate_by != DEFAULT_GATE_BY else None,
         PARAM_FLIP: "1" if view.flip else None,
         PARAM_TAB: view.tab,
     }
@@ -239,6 +282,10 @@ def widget_values(
         values[KEY_PILLS], values[KEY_EXTRA] = split_cascade(view.cascade, toggles)
     if view.method is not None:
         values[KEY_METHOD] = view.method
+    if view.gate is not None:
+        values[KEY_GATE] = view.gate
+    if view.gate_by is not None:
+        values[KEY_GATE_BY] = view.gate_by
     if view.flip is not None:
         values[KEY_FLIP] = view.flip
     if view.tab is not None:

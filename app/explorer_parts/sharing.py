@@ -174,6 +174,8 @@ def current_view(session: MutableMapping[str, Any], choices: Any, tab_key: str) 
         method=choices.method if choices.model is not None else None,
         tab=session.get(tab_key),
         flip=bool(choices.flip),
+        gate=float(choices.gate),
+        gate_by=choices.gate_by,
     )
 
 

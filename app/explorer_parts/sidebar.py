@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from app import common
-from app.explorer_parts import sharing
+from app.explorer_parts import query, sharing
 from hmsa_core.discovery import ModelEntry
 from hmsa_core.gating import GATE_CRITERIA
 from hmsa_core.limits import limits_from_env
@@ -271,8 +271,8 @@ def _methods_section(choices: Choices) -> None:
 
 #: The precisions the explorer offers (``"auto"`` resolves per machine).
 PRECISION_OPTIONS = ("auto", "fp32")
-#: The largest attention gate the slider offers.
-MAX_GATE = 0.5
+#: The largest attention gate the slider offers (a shared link may set at most this).
+MAX_GATE = query.MAX_GATE
 
 
 def _speed_section(choices: Choices) -> None:
@@ -292,7 +292,7 @@ def _speed_section(choices: Choices) -> None:
             0.0,
             MAX_GATE,
             0.0,
-            0.01,
+            query.GATE_STEP,
             key="gate",
             help="skip the tiles of a scale where the lower scales leave it a weight of at most "
             "this (hierarchical merge only); 0: every pass runs whole",

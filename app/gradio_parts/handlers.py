@@ -621,6 +621,8 @@ class Handlers:
         max_side: float = common.DEFAULT_MAX_SIDE,
         arrays: bool = True,
         flip: bool = False,
+        gate: float = 0.0,
+        gate_by: str = "bound",
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects the tracker)
     ) -> tuple[str, dict, str | None]:
         """Segments one image with a scale cascade; returns the mask, per-scale data and maps.
@@ -634,12 +636,16 @@ class Handlers:
             max_side: the image is shrunk so that its longer side is at most this many pixels (0: unchanged).
             arrays: also return the per-scale attention and effective-weight maps as an .npz file (false: the third output is empty).
             flip: also run every scale on the mirrored image and average the merges (flip testing; twice the passes).
+            gate: attention gate threshold tau (0: every pass runs whole); hierarchical merge only.
+            gate_by: the gate criterion: bound (exact up to a proven bound; default), attention or confidence (both approximate).
 
         Returns:
             The merged prediction as an indexed PNG (pixel value = class id, palette = class colours);
             a dict: model, method, label_set, image_size [H, W], original_size, scales, per_scale
-            (scale, flipped, input_size [h, w], gflops, seconds, cached, mean_attention, mean_weight;
-            with flip a second entry per scale for its mirrored pass), flip, total_gflops,
+            (scale, flipped, input_size [h, w], gflops, seconds, cached, mean_attention, mean_weight,
+            skipped: the share of the pass's input area gating skipped; with flip a second entry
+            per scale for its mirrored pass), flip, gate, gate_by (the criterion asked for),
+            gate_approximate, gate_note (what the gate did, empty when ungated), total_gflops,
             total_seconds, classes_present (id, name, fraction), and with a mask
             miou, pixel_accuracy, per_class_iou; and (with arrays) an .npz of float16 maps:
             attention_<s> (h, w) at scale s's input size, weights_<s> (H, W) (they sum to 1 over
@@ -650,18 +656,20 @@ class Handlers:
         """
         with user_errors():
             fields = {"method": method, "model_name": model, "max_side": max_side}
-            request = PageRequest(image, mask, scales, **fields, flip=bool(flip))
+            request = PageRequest(
+                image, mask, scales, **fields, flip=bool(flip), gate=gate, gate_by=gate_by
+            )
             run = self.run(request, progress)
             png = cached_file(mask_png_bytes(run.result), f"{run.image_name}_pred.png")
             maps = self._scale_maps(run) if arrays else None
-            return png, self._segment_data(run), maps
+            return png, self._segment_data(run, request), maps
 
     def _scale_maps(self, run: Run) -> str:
         """Returns the path of the run's per-scale attention and weight maps as ``.npz``."""
         data = arrays_npz_bytes(run.result, include_logits=False)
         return cached_file(data, f"{run.image_name}_scales.npz")
 
-    def _segment_data(self, run: Run) -> dict:
+    def _segment_data(self, run: Run, request: PageRequest) -> dict:
         result = run.result
         labels = result.labels
         per_scale = []
@@ -681,6 +689,7 @@ class Handlers:
                     if attention is None
                     else _finite(float(attention.mean())),
                     "mean_weight": None if weight is None else _finite(float(weight.mean())),
+                    "skipped": _finite(c.skipped_fraction),
                 }
             )
         pred = result.pred.detach().cpu().numpy()
@@ -699,6 +708,10 @@ class Handlers:
             "scales": [float(s) for s in result.scales],
             "per_scale": per_scale,
             "flip": bool(result.flip),
+            "gate": float(request.gate or 0.0),
+            "gate_by": request.gate_by or "bound",
+            "gate_approximate": bool(result.gate_approximate),
+            "gate_note": result.gate_note,
             "total_gflops": _finite(result.cost.gflops),
             "total_seconds": _finite(result.cost.seconds),
             "classes_present": present,

@@ -315,7 +315,7 @@ def image_page(handlers: Handlers, samples: Sequence[common.Sample]) -> tuple[Co
 
 def api_row() -> ApiRow:
     """Builds the hidden row of the ``/segment`` endpoint's inputs (``image, scales, method,
-    model, mask, max_side, arrays, flip``) and outputs (``mask_png, data, scale_maps_npz``)."""
+    model, mask, max_side, arrays, flip, gate, gate_by``) and outputs (``mask_png, data, scale_maps_npz``)."""
     with gr.Row(visible=False):
         inputs: list[Component] = [
             gr.File(label="image", type="filepath"),
@@ -326,6 +326,8 @@ def api_row() -> ApiRow:
             gr.Number(label="max_side", value=common.DEFAULT_MAX_SIDE, precision=0),
             gr.Checkbox(label="arrays", value=True),
             gr.Checkbox(label="flip", value=False),
+            gr.Number(label="gate", value=0.0),
+            gr.Dropdown(label="gate_by", choices=list(GATE_CRITERIA), value="bound"),
         ]
         outputs: list[Component] = [
             gr.File(label="mask_png"),

@@ -31,6 +31,7 @@ from analysis.where_runs import RunWhere  # noqa: E402
 from analysis.where_scales import ImageWhere  # noqa: E402
 from app import common  # noqa: E402
 from app.explorer_parts import sharing  # noqa: E402
+from app.explorer_parts.page import page_header, pick_model  # noqa: E402
 from hmsa_core.models import MultiScaleSegmenter  # noqa: E402
 
 SOURCES = {
@@ -94,12 +95,9 @@ def _settings(source: DataSource) -> tuple[dataset_runs.RunSpec, MultiScaleSegme
         st.error(f"Data: {exc}")
         return None
     st.subheader("Model and cascades")
-    entries = common.list_models()
-    if not entries:
-        st.error("No model is available: train the bundled one (see README.md).")
+    entry = pick_model("ds_model")
+    if entry is None:
         return None
-    names = [e.name for e in entries]
-    entry = entries[names.index(st.selectbox("Model", names, key="ds_model"))]
     st.caption(common.describe_model(entry))
     cascades_text = st.text_input(
         "Cascades", DEFAULT_CASCADES, key="ds_cascades", help="';' between cascades, ',' in one"
@@ -342,11 +340,10 @@ def _show_csv(raw: bytes) -> None:
 
 def main() -> None:
     """Draws the page."""
-    st.set_page_config(page_title="HMSA Explorer · dataset", layout="wide")
-    st.title("Dataset")
-    st.caption(
+    page_header(
+        "dataset",
         "Every cascade and merge method over a data set, from one forward pass per scale per "
-        "image. Results are stored on disk (HMSA_RESULTS_DIR): the same settings reopen instantly."
+        "image. Results are stored on disk (HMSA_RESULTS_DIR): the same settings reopen instantly.",
     )
     settings: tuple[dataset_runs.RunSpec, MultiScaleSegmenter] | None = None
     with st.sidebar:

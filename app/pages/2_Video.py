@@ -27,6 +27,7 @@ from analysis.video_jobs import VideoJob  # noqa: E402
 from analysis.video_outputs import read_kept_frame  # noqa: E402
 from analysis.video_run import VideoRun, VideoRunSettings  # noqa: E402
 from app import common  # noqa: E402
+from app.explorer_parts.page import page_header, pick_model  # noqa: E402
 from hmsa_core.data.drive import DRIVE_STEM  # noqa: E402
 from hmsa_core.video_io import video_limits_from_env  # noqa: E402
 
@@ -68,12 +69,9 @@ def _source() -> tuple[object, str] | None:
 
 def _settings() -> tuple[VideoRunSettings, object] | None:
     """Draws model, cascade, method and options; returns ``(settings, model)`` or None."""
-    entries = common.list_models()
-    if not entries:
-        st.error("No model is available: train the bundled one (see README.md).")
+    entry = pick_model("video_model")
+    if entry is None:
         return None
-    names = [e.name for e in entries]
-    entry = entries[names.index(st.selectbox("Model", names, key="video_model"))]
     cascade_text = st.text_input("Cascade", "0.5, 1, 2", key="video_cascade")
     try:
         model = common.get_model(entry)
@@ -193,11 +191,10 @@ def _show(job: VideoJob) -> None:
 
 def main() -> None:
     """Draws the page."""
-    st.set_page_config(page_title="HMSA Explorer · video", layout="wide")
-    st.title("Video")
-    st.caption(
+    page_header(
+        "video",
         "HMSA frame by frame: which scale decides each pixel over time, and whether a "
-        "multi-scale merge flickers less than one scale (every method from the same passes)."
+        "multi-scale merge flickers less than one scale (every method from the same passes).",
     )
     with st.sidebar:
         source = _source()
