@@ -105,9 +105,11 @@ class VideoInference:
                 if frame is None:
                     return
                 start = clock()
-                result = self._infer(frame.rgb)
+                result = VideoFrameResult.of(self._infer(frame.rgb), frame)
                 self.timings["inference"] += clock() - start
-                yield VideoFrameResult.of(result, frame)
+                yield result
+                # not kept while the next frame is decoded and inferred (a second result)
+                del result, frame
         finally:
             self.close()
 

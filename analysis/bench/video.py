@@ -17,7 +17,7 @@ the clip run and, in another fresh process, one ``hmsa_core.infer`` of the clip'
 (same model, cascade and precision): peak resident memory of the clip against the image;
 target (issue 21): the clip within the same bound as one image of that size. For example
 ``python -m analysis.bench video --checkpoint recipe --size 2048x1024 --frames 3 --scales 1
---warmup 0 --image-memory`` (a 1024 x 2048 clip; about 3 minutes on 2 CPU cores).
+--warmup 0 --image-memory`` (a 1024 x 2048 clip; about 2.5 minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
