@@ -13,14 +13,16 @@ numbers, never used as paths or code.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from hmsa_core.cascade import parse_scales, validate_scales
 from hmsa_core.gating import GATE_CRITERIA
 from hmsa_core.limits import InputLimits
 from hmsa_core.merge import parse_method
+
+T = TypeVar("T")
 
 PARAM_MODEL = "model"
 PARAM_IMAGE = "image"
@@ -177,6 +179,34 @@ def parse_gate_value(value: str) -> float:
     return round(round(gate / GATE_STEP) * GATE_STEP, 6)
 
 
+def parse_flip_value(value: str) -> bool:
+    """Returns the flip switch of a query value (``1``/``0`` and the other spellings of
+    :data:`FLIP_ON` / :data:`FLIP_OFF`).
+
+    Raises:
+        ValueError: none of those spellings.
+    """
+    text = value.strip().lower()
+    if text not in FLIP_ON + FLIP_OFF:
+        raise ValueError(f"flip must be 1 or 0, got {value!r}")
+    return text in FLIP_ON
+
+
+def _parsed(
+    value: str | None, parse: Callable[[str], T], notice: str, notices: list[str]
+) -> T | None:
+    """Returns ``parse(value)``, or ``None`` when ``value`` is absent or ``parse`` refuses it
+    (then ``notice``, formatted with the shown ``value`` and the ``error``, is added to
+    ``notices``)."""
+    if value is None:
+        return None
+    try:
+        return parse(str(value))
+    except ValueError as exc:
+        notices.append(notice.format(value=_shown(value), error=exc))
+        return None
+
+
 def parse_view(params: Mapping[str, object], known: KnownNames) -> tuple[SharedView, list[str]]:
     """Returns the :class:`SharedView` of query ``params`` and the notices for every value
     that was dropped (the default is used for it). Parameters other than :data:`PARAMS` are
@@ -186,41 +216,31 @@ def parse_view(params: Mapping[str, object], known: KnownNames) -> tuple[SharedV
     model = _one_of("model", raw.get(PARAM_MODEL), known.models, notices)
     image = _one_of("sample image", raw.get(PARAM_IMAGE), known.samples, notices)
     tab = _one_of("tab", raw.get(PARAM_TAB), known.tabs, notices)
-    cascade = None
-    if raw.get(PARAM_CASCADE) is not None:
-        try:
-            cascade = parse_cascade_value(str(raw[PARAM_CASCADE]), known.limits)
-        except ValueError as exc:
-            notices.append(
-                f"Cascade {_shown(raw[PARAM_CASCADE])} in the link is not usable ({exc}); "
-                "using the default."
-            )
-    method = None
-    if raw.get(PARAM_METHOD) is not None:
-        try:
-            method = parse_method_value(str(raw[PARAM_METHOD]))
-        except ValueError:
-            notices.append(
-                f"Unknown merge method {_shown(raw[PARAM_METHOD])} in the link; using the default."
-            )
-    flip = None
-    if raw.get(PARAM_FLIP) is not None:
-        value = str(raw[PARAM_FLIP]).strip().lower()
-        if value in FLIP_ON + FLIP_OFF:
-            flip = value in FLIP_ON
-        else:
-            notices.append(
-                f"Flip {_shown(raw[PARAM_FLIP])} in the link is neither 1 nor 0; flip is left off."
-            )
-    gate = None
-    if raw.get(PARAM_GATE) is not None:
-        try:
-            gate = parse_gate_value(str(raw[PARAM_GATE]))
-        except ValueError:
-            notices.append(
-                f"Gate {_shown(raw[PARAM_GATE])} in the link is not a number from 0 to "
-                f"{MAX_GATE:g}; gating is left off."
-            )
+    cascade = _parsed(
+        raw.get(PARAM_CASCADE),
+        lambda v: parse_cascade_value(v, known.limits),
+        "Cascade {value} in the link is not usable ({error}); using the default.",
+        notices,
+    )
+    method = _parsed(
+        raw.get(PARAM_METHOD),
+        parse_method_value,
+        "Unknown merge method {value} in the link; using the default.",
+        notices,
+    )
+    flip = _parsed(
+        raw.get(PARAM_FLIP),
+        parse_flip_value,
+        "Flip {value} in the link is neither 1 nor 0; flip is left off.",
+        notices,
+    )
+    gate = _parsed(
+        raw.get(PARAM_GATE),
+        parse_gate_value,
+        "Gate {value} in the link is not a number from 0 to "
+        + f"{MAX_GATE:g}; gating is left off.",
+        notices,
+    )
     gate_by = _one_of("gate criterion", raw.get(PARAM_GATE_BY), GATE_CRITERIA, notices)
     return SharedView(model, image, cascade, method, tab, flip, gate, gate_by), notices
 
